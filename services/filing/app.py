@@ -1,0 +1,11 @@
+"""ASGI app of the filing service: `uvicorn --factory services.filing.app:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from shared.web import create_service_app
+
+
+def create_app() -> FastAPI:
+    return create_service_app("filing", "Filing service (预留份额填报)", routers=[])

@@ -1,0 +1,83 @@
+"""The Celery application: every queue, route and beat entry is named here, in one place.
+
+Tasks are thin: they take ids, open their own unit of work (`shared.db.unit_of_work`) inside
+`run_async`, and call the service layer. Worker: `celery -A shared.celery_app:celery_app worker
+-Q default,matching,notify`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from celery import Celery
+from kombu import Queue
+
+from shared.settings import get_settings
+
+T = TypeVar("T")
+
+QUEUE_DEFAULT = "default"
+QUEUE_MATCHING = "matching"  # bank-statement matching (payments)
+QUEUE_NOTIFY = "notify"  # SMS sending (notify)
+QUEUES = (QUEUE_DEFAULT, QUEUE_MATCHING, QUEUE_NOTIFY)
+
+TASK_MODULES = ["shared.tasks", "services.payments.tasks", "services.notify.tasks"]
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery(
+        "reserved_share",
+        broker=settings.celery_broker_url,
+        backend=settings.celery_broker_url,
+        include=TASK_MODULES,
+    )
+    app.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue=QUEUE_DEFAULT,
+        task_routes={
+            "payments.*": {"queue": QUEUE_MATCHING},
+            "notify.*": {"queue": QUEUE_NOTIFY},
+        },
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=3600,
+        task_acks_late=True,  # a task lost with its worker is redelivered
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        worker_send_task_events=True,  # Flower
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        timezone=settings.timezone,
+        beat_schedule={
+            # safety nets: rows stuck in a state are picked up even if an enqueue was lost
+            "payments-match-pending": {
+                "task": "payments.match_pending",
+                "schedule": 60.0,
+            },
+            "notify-dispatch-due": {
+                "task": "notify.dispatch_due",
+                "schedule": 30.0,
+            },
+        },
+    )
+    return app
+
+
+celery_app = make_celery()
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on this worker process's own long-lived event loop (the async engine and
+    its pooled connections belong to that loop, so it is reused across tasks)."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(coro)

@@ -1,0 +1,76 @@
+"""Async engine and the unit of work.
+
+One transaction per request or task, opened and committed here (infrastructure), never by domain
+code: services and repositories only `flush()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from shared.settings import get_settings
+
+_engine: AsyncEngine | None = None
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def get_engine() -> AsyncEngine:
+    global _engine, _sessionmaker
+    if _engine is None:
+        settings = get_settings()
+        _engine = create_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_pre_ping=True,
+            connect_args={
+                "server_settings": {
+                    "statement_timeout": str(settings.db_statement_timeout_ms),
+                    "timezone": "UTC",
+                    "application_name": "reserved-share",
+                }
+            },
+        )
+        _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
+    return _engine
+
+
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    get_engine()
+    assert _sessionmaker is not None
+    return _sessionmaker
+
+
+async def dispose_engine() -> None:
+    global _engine, _sessionmaker
+    if _engine is not None:
+        await _engine.dispose()
+    _engine = None
+    _sessionmaker = None
+
+
+@asynccontextmanager
+async def unit_of_work() -> AsyncIterator[AsyncSession]:
+    """A session inside one transaction: committed on success, rolled back on any exception."""
+    async with get_sessionmaker()() as session, session.begin():
+        yield session
+
+
+async def _request_session() -> AsyncIterator[AsyncSession]:
+    async with unit_of_work() as session:
+        yield session
+
+
+# scope="function": the transaction commits before the response is sent, so a client never
+# sees success for a write that failed to commit.
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -1,0 +1,315 @@
+"""Suppliers and bank accounts, orders with payment codes (付款识别码), bank statements and their
+transactions, payment allocations, review cases, self-service payment confirmations (货款确认)
+and their vouchers."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, CreatedAt, Money, intpk, str_enum
+
+
+class Supplier(Base):
+    __tablename__ = "suppliers"
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[CreatedAt]
+
+
+class SupplierAccount(Base):
+    """A supplier's bank account; `is_settlement` marks its platform settlement account
+    (平台专用货款结算账户), the only kind whose credits are matched automatically."""
+
+    __tablename__ = "supplier_accounts"
+    id: Mapped[intpk]
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    holder_name: Mapped[str] = mapped_column(String(200))
+    account_no: Mapped[str] = mapped_column(String(40), unique=True)
+    bank_name: Mapped[str] = mapped_column(String(200))
+    is_settlement: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[CreatedAt]
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"  # 待支付
+    PARTIALLY_PAID = "partially_paid"  # 部分支付
+    PAID = "paid"  # 已支付
+    CANCELLED = "cancelled"  # 已取消
+
+
+OPEN_ORDER_STATUSES = (OrderStatus.PENDING_PAYMENT, OrderStatus.PARTIALLY_PAID)
+
+
+class PurchaseChannel(enum.StrEnum):
+    UNIT = "unit"  # the unit's own buyer account
+    CONTRACTOR = "contractor"  # the canteen contractor's account (counts for the unit)
+    PERSONAL = "personal"  # staff bound to the unit, mini-program (个人采购 计入本单位)
+    UNION = "union"  # union procurement (工会采购)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[intpk]
+    order_no: Mapped[str] = mapped_column(String(40), unique=True)
+    buyer_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), index=True)
+    purchase_channel: Mapped[PurchaseChannel] = mapped_column(
+        str_enum(PurchaseChannel, "purchase_channel"), default=PurchaseChannel.UNIT
+    )
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    settlement_account_id: Mapped[int] = mapped_column(ForeignKey("supplier_accounts.id"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    status: Mapped[OrderStatus] = mapped_column(
+        str_enum(OrderStatus, "order_status"), default=OrderStatus.PENDING_PAYMENT
+    )
+    payment_code: Mapped[str] = mapped_column(String(6))
+    payment_code_legacy: Mapped[bool] = mapped_column(Boolean, default=False)
+    placed_at: Mapped[datetime]
+    region_code: Mapped[str | None] = mapped_column(String(4))  # service-centre code
+    origin_county: Mapped[str | None] = mapped_column(String(100))
+    paid_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]  # fulfilment completed (counts toward progress)
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[CreatedAt]
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("paid_amount >= 0 AND paid_amount <= amount", name="paid_within_amount"),
+        # a code identifies exactly one open order
+        Index(
+            "uq_orders_open_payment_code",
+            "payment_code",
+            unique=True,
+            postgresql_where=text("status IN ('pending_payment', 'partially_paid')"),
+        ),
+        Index("ix_orders_payment_code", "payment_code"),
+    )
+
+
+class OrderEvent(Base):
+    """The order's status timeline."""
+
+    __tablename__ = "order_events"
+    id: Mapped[intpk]
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(30))
+    to_status: Mapped[str] = mapped_column(String(30))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    bank_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("bank_transactions.id"))
+    actor_sub: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[CreatedAt]
+
+
+class StatementFormat(enum.StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+    MT940 = "mt940"
+    CAMT053 = "camt053"
+
+
+class Statement(Base):
+    """One imported statement file."""
+
+    __tablename__ = "statements"
+    id: Mapped[intpk]
+    filename: Mapped[str] = mapped_column(String(300))
+    format: Mapped[StatementFormat] = mapped_column(str_enum(StatementFormat, "statement_format"))
+    profile: Mapped[str | None] = mapped_column(String(60))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="importing")
+    lines_total: Mapped[int] = mapped_column(Integer, default=0)
+    lines_new: Mapped[int] = mapped_column(Integer, default=0)
+    lines_duplicate: Mapped[int] = mapped_column(Integer, default=0)
+    lines_ignored: Mapped[int] = mapped_column(Integer, default=0)
+    imported_by: Mapped[str] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    finished_at: Mapped[datetime | None]
+
+
+class TxOutcome(enum.StrEnum):
+    PENDING = "pending"  # not yet processed by the matcher
+    MATCHED = "matched"  # allocated; the order is paid
+    PARTIAL = "partial"  # allocated; the order is still partially paid
+    REVIEW = "review"  # manual review, see review_cases
+    UNMATCHED = "unmatched"  # no code: kept for the buyer's self-service confirmation
+    IGNORED = "ignored"  # debit, or credit to an account that is no known settlement account
+
+
+class BankTransaction(Base):
+    """One statement line, stored once whatever the number of files it arrived in.
+
+    `dedupe_key` is the bank reference scoped by the receiving account, or, where the bank gives
+    none, a hash of the line's fields with an occurrence number.
+    """
+
+    __tablename__ = "bank_transactions"
+    id: Mapped[intpk]
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    bank_ref: Mapped[str | None] = mapped_column(String(100))
+    account_no: Mapped[str] = mapped_column(String(40))  # receiving (our supplier's) account
+    direction: Mapped[str] = mapped_column(String(6))  # credit | debit
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    booked_at: Mapped[datetime | None]
+    value_date: Mapped[date | None] = mapped_column(Date)
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    payer_account: Mapped[str | None] = mapped_column(String(60))
+    payer_bank: Mapped[str | None] = mapped_column(String(200))
+    remark: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(30))
+    outcome: Mapped[TxOutcome] = mapped_column(
+        str_enum(TxOutcome, "tx_outcome"), default=TxOutcome.PENDING
+    )
+    reason: Mapped[str | None] = mapped_column(String(40))
+    processed_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    __table_args__ = (
+        Index("ix_bank_transactions_pending", "id", postgresql_where=text("outcome = 'pending'")),
+        Index("ix_bank_transactions_account_no", "account_no"),
+        Index("ix_bank_transactions_outcome", "outcome"),
+    )
+
+
+class AllocationSource(enum.StrEnum):
+    AUTO = "auto"  # matcher, by payment code
+    REVIEW = "review"  # an operator resolving a review case
+    SELF_SERVICE = "self_service"  # the buyer's payment confirmation matched a bank line
+
+
+class PaymentAllocation(Base):
+    """Money of one bank line applied to one order. One line pays at most one order (unique)."""
+
+    __tablename__ = "payment_allocations"
+    id: Mapped[intpk]
+    bank_transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bank_transactions.id"), unique=True
+    )
+    confirmation_id: Mapped[int | None] = mapped_column(ForeignKey("payment_confirmations.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    source: Mapped[AllocationSource] = mapped_column(
+        str_enum(AllocationSource, "allocation_source")
+    )
+    actor_sub: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[CreatedAt]
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+
+class ReviewReason(enum.StrEnum):
+    OVERPAYMENT = "overpayment"  # amount above the order's outstanding amount
+    ORDER_ALREADY_PAID = "order_already_paid"  # code of a paid order
+    ORDER_CANCELLED = "order_cancelled"  # code of a cancelled order
+    PAYEE_NOT_SETTLEMENT = (
+        "payee_not_settlement_account"  # paid to another account than the order's
+    )
+    MULTIPLE_CODES = "multiple_codes"  # two different codes in one remark
+    CASH_DEPOSIT = "cash_deposit"  # 现金存入
+    PAYER_ACCOUNT_INVALID = "payer_account_invalid"  # letters or symbols in the payer account
+    CODE_SUGGESTION = (
+        "code_suggestion"  # one character from an open order's code, same payee+amount
+    )
+    SELF_SERVICE = "self_service"  # handed over from a buyer's payment confirmation
+
+
+class ReviewStatus(enum.StrEnum):
+    OPEN = "open"
+    ALLOCATED = "allocated"
+    REJECTED = "rejected"
+
+
+class ReviewCase(Base):
+    __tablename__ = "review_cases"
+    id: Mapped[intpk]
+    bank_transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bank_transactions.id"), unique=True
+    )
+    confirmation_id: Mapped[int | None] = mapped_column(ForeignKey("payment_confirmations.id"))
+    reason: Mapped[ReviewReason] = mapped_column(str_enum(ReviewReason, "review_reason"))
+    status: Mapped[ReviewStatus] = mapped_column(
+        str_enum(ReviewStatus, "review_status"), default=ReviewStatus.OPEN
+    )
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))  # order the code named
+    suggested_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    details: Mapped[dict[str, Any] | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    __table_args__ = (Index("ix_review_cases_status_reason", "status", "reason"),)
+
+
+class ConfirmationStatus(enum.StrEnum):
+    MATCHED = "matched"  # entries matched received bank lines: the order changed at once
+    UNDER_REVIEW = "under_review"  # 审核中
+    CONFIRMED = "confirmed"  # 货款确认成功
+    FAILED = "failed"  # 货款确认失败 (may be modified and resubmitted)
+
+
+class PaymentConfirmation(Base):
+    """A buyer's self-service payment confirmation (货款确认) for one order."""
+
+    __tablename__ = "payment_confirmations"
+    id: Mapped[intpk]
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    buyer_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
+    supplier_account_id: Mapped[int | None] = mapped_column(ForeignKey("supplier_accounts.id"))
+    none_of_the_above: Mapped[bool] = mapped_column(Boolean, default=False)  # 以上都不是
+    status: Mapped[ConfirmationStatus] = mapped_column(
+        str_enum(ConfirmationStatus, "confirmation_status")
+    )
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    remark: Mapped[str | None] = mapped_column(String(300))
+    submitted_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[CreatedAt]
+
+
+class PaymentConfirmationEntry(Base):
+    """One payment the buyer declares (添加支付信息), from the bank's receipt."""
+
+    __tablename__ = "payment_confirmation_entries"
+    id: Mapped[intpk]
+    confirmation_id: Mapped[int] = mapped_column(ForeignKey("payment_confirmations.id"), index=True)
+    payer_name: Mapped[str] = mapped_column(String(200))
+    payer_account: Mapped[str] = mapped_column(String(60))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_on: Mapped[date | None] = mapped_column(Date)
+    is_cash: Mapped[bool] = mapped_column(Boolean, default=False)
+    bank_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("bank_transactions.id"))
+
+
+class PaymentVoucher(Base):
+    """An uploaded receipt image (jpeg/png/jpg/bmp, ≤ 5 MB, ≤ 150 per confirmation)."""
+
+    __tablename__ = "payment_vouchers"
+    id: Mapped[intpk]
+    confirmation_id: Mapped[int] = mapped_column(ForeignKey("payment_confirmations.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[CreatedAt]
+    __table_args__ = (UniqueConstraint("confirmation_id", "sha256"),)

@@ -1,0 +1,65 @@
+"""Process settings, read once from the environment (pydantic-settings).
+
+Every setting is documented in README.md ("Settings"). Names are upper-case environment variables.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/reserved_share"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "reserved-share"
+    jwt_default_ttl_seconds: int = Field(default=8 * 3600, ge=1)
+
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+
+    # payments
+    match_batch_size: int = Field(default=5_000, ge=1)
+    import_batch_size: int = Field(default=5_000, ge=1)
+    voucher_dir: str = ".embedded/vouchers"
+
+    # notify
+    sms_provider: Literal["log", "http"] = "log"
+    sms_http_url: str = ""
+    sms_http_token: SecretStr = SecretStr("")
+    sms_max_attempts: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment == "production" and (
+            self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+            or len(self.jwt_secret.get_secret_value()) < 32
+        ):
+            raise ValueError("JWT_SECRET must be set to a real secret (>= 32 chars) in production")
+        return self
+
+    @property
+    def celery_broker_url(self) -> str:
+        """Kombu spells a unix socket `redis+socket:///path`; we accept `unix:///path` too."""
+        if self.redis_url.startswith("unix://"):
+            return "redis+socket://" + self.redis_url.removeprefix("unix://")
+        return self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,115 @@
+"""Test infrastructure: real PostgreSQL (DATABASE_URL) and Redis (REDIS_URL), no mocks.
+
+The schema is migrated to head once per session; after every test all tables but `regions`
+(reference data the factories rely on) are truncated, so tests may commit freely (concurrency
+tests need real transactions).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+os.environ.setdefault("ENVIRONMENT", "test")
+
+from shared.auth import Role, mint_token  # noqa: E402
+from shared.db import dispose_engine, get_sessionmaker  # noqa: E402
+from shared.models import Base  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
+
+KEEP_TABLES = {"regions"}
+
+
+def alembic_config() -> Config:
+    cfg = Config(os.path.join(os.path.dirname(__file__), "..", "alembic.ini"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+async def _reset_schema() -> None:
+    engine = create_async_engine(get_settings().database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def migrated_database() -> AsyncIterator[None]:
+    await _reset_schema()
+    import asyncio
+
+    await asyncio.to_thread(command.upgrade, alembic_config(), "head")
+    from tests.factories import ensure_base_regions
+
+    async with get_sessionmaker()() as session, session.begin():
+        await ensure_base_regions(session)
+    yield
+    await dispose_engine()
+
+
+TRUNCATE_SQL = "TRUNCATE {} RESTART IDENTITY CASCADE".format(
+    ", ".join(t.name for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES)
+)
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(migrated_database: None) -> AsyncIterator[None]:
+    yield
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(text(TRUNCATE_SQL))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[AsyncSession]:
+    """A session whose transaction the test commits itself (`await session.commit()`)."""
+    async with get_sessionmaker()() as s:
+        yield s
+
+
+def auth(role: Role | str, unit_id: int | None = None, *, sub: str | None = None) -> dict[str, str]:
+    """Authorization header for a freshly minted token."""
+    return {"Authorization": f"Bearer {mint_token(role, unit_id, sub=sub)}"}
+
+
+def _client_factory(module: str) -> Callable[[], httpx.AsyncClient]:
+    def make() -> httpx.AsyncClient:
+        import importlib
+
+        app = importlib.import_module(f"services.{module}.app").create_app()
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=f"http://{module}.test"
+        )
+
+    return make
+
+
+@pytest.fixture
+async def filing_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with _client_factory("filing")() as client:
+        yield client
+
+
+@pytest.fixture
+async def confirmation_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with _client_factory("confirmation")() as client:
+        yield client
+
+
+@pytest.fixture
+async def payments_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with _client_factory("payments")() as client:
+        yield client
+
+
+@pytest.fixture
+async def notify_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with _client_factory("notify")() as client:
+        yield client
