@@ -98,7 +98,11 @@ def upgrade() -> None:
         sa.Column("region_code", sa.String(length=4), nullable=False),
         sa.Column("note", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_service_centre_codes")),
-        sa.UniqueConstraint("served_area", name=op.f("uq_service_centre_codes_served_area")),
+        sa.UniqueConstraint(
+            "served_area",
+            "region_code",
+            name=op.f("uq_service_centre_codes_served_area_region_code"),
+        ),
     )
     op.create_index(
         op.f("ix_service_centre_codes_region_code"),

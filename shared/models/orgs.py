@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, CreatedAt, intpk, str_enum
@@ -125,6 +125,7 @@ class ServiceCentreCode(Base):
 
     __tablename__ = "service_centre_codes"
     id: Mapped[intpk]
-    served_area: Mapped[str] = mapped_column(String(100), unique=True)
+    served_area: Mapped[str] = mapped_column(String(100))
     region_code: Mapped[str] = mapped_column(String(4), index=True)
     note: Mapped[str | None] = mapped_column(String(200))
+    __table_args__ = (UniqueConstraint("served_area", "region_code"),)
