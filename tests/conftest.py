@@ -8,7 +8,10 @@ tests need real transactions).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -19,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 os.environ.setdefault("ENVIRONMENT", "test")
 
-from shared.auth import Role, mint_token  # noqa: E402
-from shared.db import dispose_engine, get_sessionmaker  # noqa: E402
-from shared.models import Base  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
+from shared.auth import Role, mint_token
+from shared.celery_app import QUEUES
+from shared.db import dispose_engine, get_sessionmaker
+from shared.models import Base
+from shared.settings import get_settings
 
 KEEP_TABLES = {"regions"}
 
@@ -113,3 +117,45 @@ async def payments_client() -> AsyncIterator[httpx.AsyncClient]:
 async def notify_client() -> AsyncIterator[httpx.AsyncClient]:
     async with _client_factory("notify")() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker (solo pool) on every queue, with this test run's DATABASE_URL and
+    REDIS_URL; stopped at the end of the session."""
+    settings = get_settings()
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    log_path = os.path.join(tempfile.gettempdir(), f"celery-test-worker-{os.getpid()}.log")
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "shared.celery_app:celery_app",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "-Q",
+            ",".join(QUEUES),
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_file.close()
