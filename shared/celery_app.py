@@ -55,14 +55,11 @@ def make_celery() -> Celery:
         broker_transport_options={"visibility_timeout": 3600},
         timezone=settings.timezone,
         beat_schedule={
-            # safety nets: rows stuck in a state are picked up even if an enqueue was lost
+            # safety nets: rows stuck in a state are picked up even if an enqueue was lost.
+            # (The SMS outbox sweep `notify.dispatch_due` joins here with the notify service.)
             "payments-match-pending": {
                 "task": "payments.match_pending",
                 "schedule": 60.0,
-            },
-            "notify-dispatch-due": {
-                "task": "notify.dispatch_due",
-                "schedule": 30.0,
             },
         },
     )
