@@ -1,0 +1,240 @@
+"""ISO 20022 CAMT.053 bank-to-customer statements (camt.053.001.02 … .001.13), streamed.
+
+`lxml.etree.iterparse` walks the file; each `Ntry` is converted when it closes and then freed,
+so memory stays flat. Elements are matched by local name, so every schema version (they differ
+in namespace and in a few wrappers such as `Dbtr/Pty/Nm` vs `Dbtr/Nm`) is read by one code path.
+Entries not booked (`Sts` other than BOOK, e.g. PDNG) are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from typing import BinaryIO
+
+from lxml import etree
+
+from .models import StatementLine, StatementParseError
+from .streams import ChainedStream
+from .values import SHANGHAI, aware, parse_amount
+
+_Element = etree._Element
+
+
+def _local(element: _Element) -> str:
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def _child(element: _Element | None, *path: str) -> _Element | None:
+    """Descend by local names; None when any step is missing."""
+    current = element
+    for name in path:
+        if current is None:
+            return None
+        current = next((c for c in current if _local(c) == name), None)
+    return current
+
+
+def _children(element: _Element | None, name: str) -> list[_Element]:
+    return [] if element is None else [c for c in element if _local(c) == name]
+
+
+def _text(element: _Element | None, *path: str) -> str | None:
+    found = _child(element, *path)
+    if found is None:
+        return None
+    return _content(found)
+
+
+def _content(element: _Element) -> str | None:
+    """Text of a leaf; an (unresolved, never fetched) entity reference stays literal `&name;`."""
+    return "".join(str(part) for part in element.itertext()).strip() or None
+
+
+def _account_id(acct: _Element | None) -> str | None:
+    """`Acct/Id/IBAN` or `Acct/Id/Othr/Id`."""
+    return _text(acct, "Id", "IBAN") or _text(acct, "Id", "Othr", "Id")
+
+
+def _party_name(party: _Element | None) -> str | None:
+    """`Dbtr/Pty/Nm` (v.08+) or `Dbtr/Nm` (older)."""
+    return _text(party, "Pty", "Nm") or _text(party, "Nm")
+
+
+def _date_or_time(element: _Element | None, line_no: int) -> datetime | None:
+    if element is None:
+        return None
+    raw = _text(element, "DtTm") or _text(element, "Dt")
+    if raw is None:
+        return None
+    try:
+        if "T" in raw:
+            return aware(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+        return datetime.combine(date.fromisoformat(raw[:10]), time(), SHANGHAI)
+    except ValueError as exc:
+        raise StatementParseError(f"日期“{raw}”无法识别", line_no=line_no, code="bad_date") from exc
+
+
+def _is_booked(entry: _Element) -> bool:
+    status = _text(entry, "Sts", "Cd") or _text(entry, "Sts") or ""
+    return status.upper() == "BOOK"
+
+
+def _channel(entry: _Element) -> str | None:
+    """Cash and counter transactions from the ISO bank transaction code (BkTxCd)."""
+    domain = _child(entry, "BkTxCd", "Domn")
+    family = _text(domain, "Fmly", "Cd")
+    subfamily = _text(domain, "Fmly", "SubFmlyCd")
+    if subfamily in {"CDPT", "CWDL", "CASH"} or family == "CASH":
+        return "cash"
+    if family == "CNTR":
+        return "counter"
+    proprietary = (_text(entry, "BkTxCd", "Prtry", "Cd") or "").upper()
+    if proprietary in {"CASH", "CDPT"}:
+        return "cash"
+    return None
+
+
+def _remark(*sources: _Element | None) -> str | None:
+    for source in sources:
+        if source is None:
+            continue
+        ustrd = _children(_child(source, "RmtInf"), "Ustrd")
+        texts = [text for u in ustrd if (text := _content(u))]
+        if texts:
+            return " ".join(texts)
+    for source in sources:
+        extra = _text(source, "AddtlTxInf") or _text(source, "AddtlNtryInf")
+        if extra:
+            return extra
+    return None
+
+
+class _Statement:
+    def __init__(self) -> None:
+        self.account: str | None = None
+        self.currency: str | None = None
+
+
+def _entry_lines(
+    entry: _Element, statement: _Statement, entry_no: int, line_no: int
+) -> Iterator[StatementLine]:
+    if statement.account is None:
+        raise StatementParseError(
+            f"第 {entry_no} 笔分录（Ntry）所在对账单缺少账号（Acct/Id）", code="missing_account"
+        )
+    entry_direction = _direction(_text(entry, "CdtDbtInd"), line_no + 1)
+    entry_ref = _text(entry, "AcctSvcrRef")
+    booked_at = _date_or_time(_child(entry, "BookgDt"), line_no + 1)
+    value_moment = _date_or_time(_child(entry, "ValDt"), line_no + 1)
+    value_date = None if value_moment is None else value_moment.date()
+    channel = _channel(entry)
+    details = [tx for nd in _children(entry, "NtryDtls") for tx in _children(nd, "TxDtls")]
+    several = len(details) > 1
+    for index, tx in enumerate(details or [None], start=1):
+        line_no += 1
+        amount_element = None
+        if tx is not None:
+            amount_element = _child(tx, "Amt")
+            if amount_element is None:
+                amount_element = _child(tx, "AmtDtls", "TxAmt", "Amt")
+        if amount_element is None:
+            if several:
+                raise StatementParseError(
+                    f"第 {entry_no} 笔分录含多笔明细（TxDtls），但明细缺少金额",
+                    line_no=line_no,
+                    code="bad_amount",
+                )
+            amount_element = _child(entry, "Amt")
+        if amount_element is None:
+            raise StatementParseError("分录缺少金额（Amt）", line_no=line_no, code="bad_amount")
+        amount = parse_amount(_content(amount_element), line_no=line_no)
+        if amount is None or amount <= 0:
+            raise StatementParseError(
+                f"金额“{amount_element.text}”无效", line_no=line_no, code="bad_amount"
+            )
+        direction = entry_direction
+        if tx is not None and _text(tx, "CdtDbtInd"):
+            direction = _direction(_text(tx, "CdtDbtInd"), line_no)
+        tx_ref = _text(tx, "Refs", "AcctSvcrRef")
+        if several:
+            reference = tx_ref or (f"{entry_ref}/{index}" if entry_ref else None)
+        else:
+            reference = entry_ref or tx_ref
+        side = "Dbtr" if direction == "credit" else "Cdtr"
+        parties = _child(tx, "RltdPties")
+        agents = _child(tx, "RltdAgts")
+        yield StatementLine(
+            line_no=line_no,
+            account_no=statement.account,
+            bank_ref=reference,
+            direction=direction,
+            amount=amount,
+            currency=(amount_element.get("Ccy") or statement.currency or "CNY").upper(),
+            booked_at=booked_at,
+            value_date=value_date,
+            payer_name=_party_name(_child(parties, side)),
+            payer_account=_account_id(_child(parties, f"{side}Acct")),
+            payer_bank=_text(agents, f"{side}Agt", "FinInstnId", "Nm"),
+            remark=_remark(tx, entry),
+            channel=channel,
+        )
+
+
+def _direction(indicator: str | None, line_no: int) -> str:
+    if indicator == "CRDT":
+        return "credit"
+    if indicator == "DBIT":
+        return "debit"
+    raise StatementParseError(
+        f"借贷标识（CdtDbtInd）“{indicator}”无效", line_no=line_no, code="bad_direction"
+    )
+
+
+def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
+    events = etree.iterparse(
+        ChainedStream(head, stream),
+        events=("end",),
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        load_dtd=False,
+        remove_comments=True,
+    )
+    statement = _Statement()
+    line_no = 0
+    entry_no = 0
+    try:
+        for _event, element in events:
+            name = _local(element)
+            if name == "Acct":
+                parent = element.getparent()
+                if parent is not None and _local(parent) == "Stmt":
+                    statement.account = _account_id(element)
+                    statement.currency = _text(element, "Ccy")
+            elif name == "Ntry":
+                entry_no += 1
+                if _is_booked(element):
+                    for line in _entry_lines(element, statement, entry_no, line_no):
+                        line_no = line.line_no
+                        yield line
+                _free(element)
+            elif name == "Stmt":
+                statement = _Statement()
+                _free(element)
+    except etree.XMLSyntaxError as exc:
+        raise StatementParseError(
+            f"XML 格式错误（第 {exc.lineno} 行）：{exc.msg}", code="bad_xml"
+        ) from exc
+
+
+def _free(element: _Element) -> None:
+    """Release a processed element and the siblings before it."""
+    element.clear()
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]

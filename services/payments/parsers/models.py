@@ -1,0 +1,51 @@
+"""The parsers' output: one normalised bank statement line (银行流水) per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One booked transaction of a bank statement, as the bank gave it.
+
+    `payer_*` fields hold the counterparty (对方): the payer for credits, the payee for debits.
+    """
+
+    line_no: int
+    """1-based record number: data row for CSV/XLSX (header and empty rows not counted),
+    produced line for MT940/CAMT (unique within the file)."""
+    account_no: str
+    bank_ref: str | None
+    direction: str
+    amount: Decimal
+    currency: str
+    booked_at: datetime | None
+    value_date: date | None
+    payer_name: str | None
+    payer_account: str | None
+    payer_bank: str | None
+    remark: str | None
+    channel: str | None
+
+
+class StatementParseError(Exception):
+    """A statement file that cannot be read (文件无法解析); `message` is Chinese, for the clerk."""
+
+    def __init__(
+        self, message: str, *, line_no: int | None = None, code: str = "statement_unreadable"
+    ) -> None:
+        self.message = message
+        self.line_no = line_no
+        self.code = code
+        super().__init__(f"第 {line_no} 条记录：{message}" if line_no is not None else message)
+
+
+@dataclass
+class ParsedStatement:
+    format: str
+    profile: str | None
+    lines: Iterator[StatementLine]

@@ -1,0 +1,96 @@
+"""Byte-stream plumbing: peeking at the head of an upload, encoding detection, text decoding."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from .models import StatementParseError
+
+HEAD_SIZE = 64 * 1024
+SPOOL_MAX = 8 * 1024 * 1024
+"""Non-seekable XLSX uploads are spooled to disk past this size."""
+
+
+class ChainedStream(io.RawIOBase):
+    """`head` bytes already read, followed by the rest of `stream` (so nothing is read twice)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        chunk = self._stream.read(len(buffer))
+        if not chunk:
+            return 0
+        n = len(chunk)
+        buffer[:n] = chunk
+        return n
+
+
+def detect_encoding(head: bytes) -> str:
+    """UTF-8 (with or without BOM) when the head decodes strictly as UTF-8, else GB18030 (a
+    superset of GBK, so GBK exports read correctly)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")("strict").decode(head, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def text_stream(head: bytes, stream: BinaryIO, encoding: str) -> io.TextIOWrapper:
+    """Decode lazily (buffered, incremental): the file is never held whole in memory."""
+    raw = io.BufferedReader(ChainedStream(head, stream), buffer_size=HEAD_SIZE)
+    return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+
+
+def seekable_copy(head: bytes, stream: BinaryIO, start: int | None) -> BinaryIO:
+    """A seekable stream positioned at the start of the file (openpyxl needs to seek)."""
+    if start is not None:
+        stream.seek(start)
+        return stream
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX)  # noqa: SIM115 - caller closes
+    spool.write(head)
+    while chunk := stream.read(1024 * 1024):
+        spool.write(chunk)
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
+def decode_error(
+    exc: UnicodeDecodeError, encoding: str, line_no: int | None
+) -> StatementParseError:
+    name = "UTF-8" if encoding.startswith("utf-8") else "GBK/GB18030"
+    return StatementParseError(
+        f"文件编码无法识别：按 {name} 解码失败，请导出为 UTF-8 或 GBK 编码的文件",
+        line_no=line_no,
+        code="bad_encoding",
+    )
+
+
+def iter_text_lines(text: io.TextIOWrapper, encoding: str) -> Iterator[str]:
+    """Lines of `text`; a decoding error becomes a StatementParseError with the line number."""
+    line_no = 0
+    while True:
+        try:
+            line = text.readline()
+        except UnicodeDecodeError as exc:
+            raise decode_error(exc, encoding, line_no + 1) from exc
+        if not line:
+            return
+        line_no += 1
+        yield line

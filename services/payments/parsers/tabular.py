@@ -1,0 +1,201 @@
+"""CSV and XLSX bank exports (银行流水导出表), read row by row through a `CsvProfile`."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO
+
+from .models import StatementLine, StatementParseError
+from .profiles import CsvProfile, resolve_profile
+from .streams import decode_error, text_stream
+from .values import clean_text, normalize_channel, parse_amount, parse_day, parse_moment
+
+csv.field_size_limit(1024 * 1024)
+
+
+class RowConverter:
+    """Turns one data row (strings or XLSX cell values) into a StatementLine."""
+
+    def __init__(self, profile: CsvProfile, columns: dict[str, int]) -> None:
+        self.profile = profile
+        self.columns = columns
+
+    def _cell(self, row: Sequence[Any], field: str) -> Any:
+        index = self.columns.get(field)
+        if index is None or index >= len(row):
+            return None
+        return row[index]
+
+    def _text(self, row: Sequence[Any], field: str) -> str | None:
+        return clean_text(self._cell(row, field))
+
+    def convert(self, row: Sequence[Any], line_no: int) -> StatementLine:
+        profile = self.profile
+        account_no = self._text(row, "account_no")
+        if account_no is None:
+            raise StatementParseError(
+                "本方（收款）账号为空", line_no=line_no, code="missing_account"
+            )
+        direction, amount = self._direction_and_amount(row, line_no)
+        remark = self._text(row, "remark")
+        extra = self._text(row, "remark_extra")
+        if extra is not None:
+            remark = extra if remark is None else f"{remark} {extra}"
+        booked_at = parse_moment(
+            self._cell(row, "booked_at"),
+            self._cell(row, "booked_time"),
+            formats=profile.datetime_formats,
+            time_formats=profile.time_formats,
+            line_no=line_no,
+        )
+        value_date = parse_day(
+            self._cell(row, "value_date"), formats=profile.datetime_formats, line_no=line_no
+        )
+        return StatementLine(
+            line_no=line_no,
+            account_no=account_no,
+            bank_ref=self._text(row, "bank_ref"),
+            direction=direction,
+            amount=amount,
+            currency=(self._text(row, "currency") or profile.default_currency).upper(),
+            booked_at=booked_at,
+            value_date=value_date,
+            payer_name=self._text(row, "payer_name"),
+            payer_account=self._text(row, "payer_account"),
+            payer_bank=self._text(row, "payer_bank"),
+            remark=remark,
+            channel=normalize_channel(self._text(row, "channel")),
+        )
+
+    def _direction_and_amount(self, row: Sequence[Any], line_no: int) -> tuple[str, Any]:
+        if "amount" in self.columns:
+            return self._signed(row, line_no)
+        credit = parse_amount(self._cell(row, "credit"), line_no=line_no, label="贷方发生额")
+        debit = parse_amount(self._cell(row, "debit"), line_no=line_no, label="借方发生额")
+        for value, label in ((credit, "贷方发生额"), (debit, "借方发生额")):
+            if value is not None and value < 0:
+                raise StatementParseError(
+                    f"{label}不能为负数：{value}", line_no=line_no, code="bad_amount"
+                )
+        if credit and debit:
+            raise StatementParseError(
+                "借方发生额和贷方发生额同时有金额", line_no=line_no, code="bad_amount"
+            )
+        if credit:
+            return "credit", credit
+        if debit:
+            return "debit", debit
+        raise StatementParseError(
+            "贷方发生额为空或为零" if "debit" not in self.columns else "借贷发生额均为空或为零",
+            line_no=line_no,
+            code="bad_amount",
+        )
+
+    def _signed(self, row: Sequence[Any], line_no: int) -> tuple[str, Any]:
+        amount = parse_amount(self._cell(row, "amount"), line_no=line_no)
+        if not amount:
+            raise StatementParseError("金额为空或为零", line_no=line_no, code="bad_amount")
+        flag = self._text(row, "direction")
+        if flag is None:
+            direction = "credit" if amount > 0 else "debit"
+        elif flag.lower() in self.profile.credit_flags:
+            direction = "credit"
+        elif flag.lower() in self.profile.debit_flags:
+            direction = "debit"
+        else:
+            raise StatementParseError(
+                f"借贷标志“{flag}”无法识别（应为 借/贷）", line_no=line_no, code="bad_direction"
+            )
+        if amount < 0:  # a negative amount reverses the flag (冲正): money goes the other way
+            direction = "debit" if direction == "credit" else "credit"
+        return direction, abs(amount)
+
+
+def _is_empty(row: Sequence[Any]) -> bool:
+    return all(clean_text(cell) is None for cell in row)
+
+
+def open_csv(
+    head: bytes, stream: BinaryIO, encoding: str, profile_name: str | None
+) -> tuple[CsvProfile, Iterator[StatementLine]]:
+    """Reads the header row now (so a bad header fails at once); data rows lazily."""
+    text = text_stream(head, stream, encoding)
+    reader = csv.reader(text)
+
+    def next_row() -> list[str] | None:
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except UnicodeDecodeError as exc:
+            raise decode_error(exc, encoding, None) from exc
+        except csv.Error as exc:
+            raise StatementParseError(
+                f"CSV 格式错误（文件第 {reader.line_num} 行）：{exc}", code="bad_csv"
+            ) from exc
+
+    header = next_row()
+    while header is not None and _is_empty(header):
+        header = next_row()
+    if header is None:
+        raise StatementParseError("文件为空，没有表头行", code="empty_file")
+    profile, columns = resolve_profile(header, profile_name)
+    converter = RowConverter(profile, columns)
+
+    def lines() -> Iterator[StatementLine]:
+        line_no = 0
+        with text:
+            while (row := next_row()) is not None:
+                if _is_empty(row):
+                    continue
+                line_no += 1
+                yield converter.convert(row, line_no)
+
+    return profile, lines()
+
+
+def open_xlsx(
+    seekable: BinaryIO, profile_name: str | None, *, owned: bool
+) -> tuple[CsvProfile, Iterator[StatementLine]]:
+    """First sheet, streamed (read-only mode); the header is the first non-empty row."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(seekable, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise StatementParseError(
+            "无法读取 XLSX 文件（文件损坏或不是 Excel 2007+ 格式）", code="bad_xlsx"
+        ) from exc
+    try:
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header: Sequence[Any] | None = None
+        for row in rows:
+            if not _is_empty(row):
+                header = row
+                break
+        if header is None:
+            raise StatementParseError("工作表为空，没有表头行", code="empty_file")
+        profile, columns = resolve_profile(header, profile_name)
+    except BaseException:
+        workbook.close()
+        raise
+    converter = RowConverter(profile, columns)
+
+    def lines() -> Iterator[StatementLine]:
+        line_no = 0
+        try:
+            for row in rows:
+                if _is_empty(row):
+                    continue
+                line_no += 1
+                yield converter.convert(row, line_no)
+        finally:
+            workbook.close()
+            if owned:
+                seekable.close()
+
+    return profile, lines()
