@@ -1,0 +1,136 @@
+"""HTTP routes of the payments service (API.md "Payments"). Thin: auth, parse, call service."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
+
+from services.payments import service
+from services.payments.importer import MatchingTrigger, import_statement
+from services.payments.schemas import (
+    BankTransactionOut,
+    CancelIn,
+    OrderDetailOut,
+    OrderIn,
+    OrderOut,
+    ResolveIn,
+    ReviewCaseOut,
+    StatementImportOut,
+    StatementOut,
+    SupplierIn,
+    SupplierOut,
+)
+from shared.auth import Principal, Role, require_roles
+from shared.db import SessionDep
+from shared.errors import ValidationFailed
+from shared.models.payments import ReviewReason, ReviewStatus, StatementFormat
+from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/api/v1", tags=["payments"])
+
+Ops = Annotated[Principal, Depends(require_roles(Role.OPS))]
+Platform = Annotated[Principal, Depends(require_roles(Role.PLATFORM))]
+SupplierAdmin = Annotated[Principal, Depends(require_roles(Role.OPS, Role.PLATFORM))]
+OrderReader = Annotated[Principal, Depends(require_roles(Role.PLATFORM, Role.OPS, Role.UNIT))]
+Importer = Annotated[Principal, Depends(require_roles(Role.IMPORTER))]
+StatementReader = Annotated[Principal, Depends(require_roles(Role.IMPORTER, Role.OPS))]
+
+
+@router.post("/suppliers", status_code=201)
+async def create_supplier(
+    body: SupplierIn, session: SessionDep, principal: SupplierAdmin
+) -> SupplierOut:
+    return await service.create_supplier(session, principal, body)
+
+
+@router.get("/suppliers/{supplier_id}")
+async def get_supplier(supplier_id: int, session: SessionDep, _: SupplierAdmin) -> SupplierOut:
+    return await service.get_supplier(session, supplier_id)
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    responses={200: {"description": "the same order_no again: the existing order"}},
+)
+async def create_order(body: OrderIn, session: SessionDep, principal: Platform) -> JSONResponse:
+    order, created = await service.create_order(session, principal, body)
+    out = await service.order_out(session, order)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@router.get("/orders/{order_no}")
+async def get_order(order_no: str, session: SessionDep, principal: OrderReader) -> OrderDetailOut:
+    return await service.order_detail(session, principal, order_no)
+
+
+@router.post("/orders/{order_no}/cancel")
+async def cancel_order(
+    order_no: str, session: SessionDep, principal: Platform, body: CancelIn | None = None
+) -> OrderOut:
+    order = await service.cancel_order(session, principal, order_no, body.reason if body else None)
+    return await service.order_out(session, order)
+
+
+@router.post("/statements", status_code=201)
+async def import_statement_file(
+    principal: Importer,
+    file: Annotated[UploadFile, File(description="the bank's statement file")],
+    format: Annotated[str | None, Form()] = None,
+    profile: Annotated[str | None, Form(max_length=60)] = None,
+) -> StatementImportOut:
+    """Stream the upload (Starlette spooled it to a temporary file) through the importer; each
+    batch commits on its own and is handed to the matcher after commit."""
+    if format is not None and format not in {f.value for f in StatementFormat}:
+        raise ValidationFailed.at(
+            ["body", "format"], "格式只能是 csv、xlsx、mt940 或 camt053", code="unknown_format"
+        )
+    trigger = MatchingTrigger()
+    try:
+        result = await import_statement(
+            file.file,
+            filename=file.filename or "statement",
+            actor_sub=principal.sub,
+            format=format,
+            profile=profile or None,
+            on_batch_committed=trigger,
+        )
+    finally:
+        await asyncio.to_thread(trigger.flush)
+    return StatementImportOut(**asdict(result))
+
+
+@router.get("/statements/{statement_id}")
+async def get_statement(statement_id: int, session: SessionDep, _: StatementReader) -> StatementOut:
+    return await service.statement_view(session, statement_id)
+
+
+@router.get("/bank-transactions/{tx_id}")
+async def get_bank_transaction(tx_id: int, session: SessionDep, _: Ops) -> BankTransactionOut:
+    return await service.bank_transaction_view(session, tx_id)
+
+
+@router.get("/review-cases")
+async def list_review_cases(
+    session: SessionDep,
+    _: Ops,
+    reason: Annotated[ReviewReason | None, Query()] = None,
+    status: Annotated[ReviewStatus | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ReviewCaseOut]:
+    items, last = await service.list_review_cases(
+        session, reason=reason, status=status, after_id=decode_cursor(cursor), limit=limit
+    )
+    return Page(items=items, next_cursor=encode_cursor(last) if last is not None else None)
+
+
+@router.post("/review-cases/{case_id}/resolve")
+async def resolve_review_case(
+    case_id: int, body: ResolveIn, session: SessionDep, principal: Ops
+) -> ReviewCaseOut:
+    return await service.resolve_review_case(session, principal, case_id, body)

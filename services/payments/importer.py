@@ -1,0 +1,291 @@
+"""Statement import (对账单导入): stream a file into `bank_transactions`, batch by batch.
+
+The file is never held in memory: the parser yields lines lazily, and every `import_batch_size`
+lines are COPYed into a temporary table and inserted with one `INSERT ... ON CONFLICT
+(dedupe_key) DO NOTHING`, in a transaction of their own. So a line counts once whether it comes
+twice in one file, in two overlapping statements, or in the same file imported twice; the
+difference between lines read and lines inserted is reported as duplicates.
+
+Each committed batch is handed to the matcher (Celery `payments.match_pending`, only after the
+commit), so matching runs while the rest of the file is still being read.
+
+A parse error midway (a broken row): the lines of the batches before it, and the valid lines of
+its own batch before the broken row, stay stored (they are real bank credits and get matched);
+the statement is marked `failed` with the parser's message, and the caller gets a 422. The bank's
+corrected file can then be imported again: its lines that were already stored are counted as
+duplicates thanks to the dedupe keys, the rest are added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from services.payments import repository
+from services.payments.parsers import (
+    StatementLine,
+    StatementParseError,
+    dedupe_keys,
+    detect_format,
+    open_statement,
+)
+from shared.db import unit_of_work
+from shared.errors import DomainError
+from shared.models.payments import Statement, StatementFormat
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+STATUS_IMPORTING = "importing"
+STATUS_IMPORTED = "imported"
+STATUS_FAILED = "failed"
+
+
+class StatementImportFailed(DomainError):
+    """The file could not be read (entirely or from some row on); the statement is `failed`."""
+
+    status = 422
+    code = "statement_unreadable"
+    title = "Statement could not be imported"
+
+
+@dataclass
+class ImportResult:
+    statement_id: int
+    format: str
+    profile: str | None
+    status: str
+    lines_total: int = 0
+    lines_new: int = 0
+    lines_duplicate: int = 0
+    lines_ignored: int = 0
+
+
+Record = tuple[Any, ...]
+
+
+def _record(line: StatementLine, key: str) -> Record:
+    return (
+        line.line_no,
+        key,
+        line.bank_ref,
+        line.account_no,
+        line.direction,
+        line.amount,
+        line.currency,
+        line.booked_at,
+        line.value_date,
+        line.payer_name,
+        line.payer_account,
+        line.payer_bank,
+        line.remark,
+        line.channel,
+    )
+
+
+def _take(
+    lines: Iterator[tuple[StatementLine, str]], n: int
+) -> tuple[list[Record], StatementParseError | None]:
+    """Up to `n` records; a parse error ends the batch and is returned with what came before."""
+    out: list[Record] = []
+    try:
+        for line, key in lines:
+            out.append(_record(line, key))
+            if len(out) >= n:
+                break
+    except StatementParseError as exc:
+        return out, exc
+    return out, None
+
+
+def file_sha256(stream: BinaryIO) -> str:
+    """Hash a seekable stream in 1 MiB chunks and rewind it."""
+    digest = hashlib.sha256()
+    start = stream.tell()
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+    stream.seek(start)
+    return digest.hexdigest()
+
+
+def _guess_format(stream: BinaryIO, requested: str | None, filename: str | None) -> str:
+    if requested in {f.value for f in StatementFormat}:
+        return str(requested)
+    try:
+        start = stream.tell()
+        head = stream.read(4096)
+        stream.seek(start)
+        return detect_format(head, filename)
+    except (OSError, StatementParseError):
+        return StatementFormat.CSV
+
+
+async def _record_failure(
+    statement_id: int | None,
+    *,
+    filename: str,
+    fmt: str,
+    profile: str | None,
+    sha256: str,
+    actor_sub: str,
+    error: StatementParseError,
+) -> int:
+    async with unit_of_work() as session:
+        if statement_id is None:
+            statement = await repository.add_statement(
+                session,
+                Statement(
+                    filename=filename[:300],
+                    format=StatementFormat(fmt),
+                    profile=profile,
+                    sha256=sha256,
+                    status=STATUS_FAILED,
+                    imported_by=actor_sub,
+                    error=str(error),
+                    finished_at=datetime.now(UTC),
+                ),
+            )
+            return statement.id
+        await repository.update_statement(
+            session,
+            statement_id,
+            status=STATUS_FAILED,
+            error=str(error),
+            finished_at=datetime.now(UTC),
+        )
+        return statement_id
+
+
+async def import_statement(
+    stream: BinaryIO,
+    *,
+    filename: str,
+    actor_sub: str,
+    format: str | None = None,
+    profile: str | None = None,
+    on_batch_committed: Callable[[int], None] | None = None,
+    batch_size: int | None = None,
+) -> ImportResult:
+    """Import one statement file (seekable binary stream). Raises `StatementImportFailed` (422)
+    after recording the statement as failed when the file cannot be read."""
+    size = batch_size or get_settings().import_batch_size
+    sha256 = file_sha256(stream)
+    try:
+        parsed = open_statement(stream, format=format, profile=profile, filename=filename)
+    except StatementParseError as exc:
+        fmt = _guess_format(stream, format, filename)
+        sid = await _record_failure(
+            None,
+            filename=filename,
+            fmt=fmt,
+            profile=profile,
+            sha256=sha256,
+            actor_sub=actor_sub,
+            error=exc,
+        )
+        raise StatementImportFailed(str(exc), code=exc.code, extra={"statement_id": sid}) from exc
+
+    async with unit_of_work() as session:
+        statement = await repository.add_statement(
+            session,
+            Statement(
+                filename=filename[:300],
+                format=StatementFormat(parsed.format),
+                profile=parsed.profile,
+                sha256=sha256,
+                status=STATUS_IMPORTING,
+                imported_by=actor_sub,
+            ),
+        )
+    result = ImportResult(
+        statement_id=statement.id,
+        format=parsed.format,
+        profile=parsed.profile,
+        status=STATUS_IMPORTING,
+    )
+    lines = dedupe_keys(parsed.lines)
+    error: StatementParseError | None = None
+    while error is None:
+        records, error = await asyncio.to_thread(_take, lines, size)
+        if not records:
+            break
+        async with unit_of_work() as session:
+            new, ignored = await repository.store_statement_lines(
+                session, result.statement_id, records
+            )
+            await repository.add_statement_counts(
+                session, result.statement_id, total=len(records), new=new, ignored=ignored
+            )
+        result.lines_total += len(records)
+        result.lines_new += new
+        result.lines_duplicate += len(records) - new
+        result.lines_ignored += ignored
+        if on_batch_committed is not None and new > ignored:
+            on_batch_committed(result.statement_id)
+    if error is not None:
+        await _record_failure(
+            result.statement_id,
+            filename=filename,
+            fmt=parsed.format,
+            profile=parsed.profile,
+            sha256=sha256,
+            actor_sub=actor_sub,
+            error=error,
+        )
+        raise StatementImportFailed(
+            str(error),
+            code=error.code,
+            extra={
+                "statement_id": result.statement_id,
+                "lines_total": result.lines_total,
+                "lines_new": result.lines_new,
+                "lines_duplicate": result.lines_duplicate,
+            },
+        )
+    async with unit_of_work() as session:
+        await repository.update_statement(
+            session, result.statement_id, status=STATUS_IMPORTED, finished_at=datetime.now(UTC)
+        )
+    result.status = STATUS_IMPORTED
+    log.info(
+        "statement %s imported: %s lines, %s new, %s duplicate, %s ignored",
+        result.statement_id,
+        result.lines_total,
+        result.lines_new,
+        result.lines_duplicate,
+        result.lines_ignored,
+    )
+    return result
+
+
+class MatchingTrigger:
+    """Enqueue `payments.match_pending` after committed batches, at most once per `interval`
+    seconds (the task drains every pending line), plus once more at the end (`flush`)."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval = interval
+        self._last = 0.0
+        self._owed = False
+
+    def __call__(self, _statement_id: int) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last >= self.interval:
+            self._send()
+            self._last = now
+        else:
+            self._owed = True
+
+    def flush(self) -> None:
+        if self._owed or self._last == 0.0:
+            self._send()
+
+    def _send(self) -> None:
+        from services.payments.tasks import enqueue_matching
+
+        self._owed = False
+        enqueue_matching()

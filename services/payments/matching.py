@@ -1,0 +1,351 @@
+"""Matching bank credits to orders by payment code (识别码自动匹配), set-based, batch by batch.
+
+One batch = one transaction:
+
+1. claim up to `match_batch_size` pending lines `FOR UPDATE SKIP LOCKED` (ordered by id), so
+   several workers take disjoint batches and a line is processed exactly once (backed by the
+   unique `payment_allocations.bank_transaction_id` and `review_cases.bank_transaction_id`);
+2. normalise every remark and extract code candidates (Python over the batch);
+3. one query locks every open order named by a candidate `FOR UPDATE` in id order (no deadlock
+   between workers), one more reads the paid/cancelled orders named by the rest, and one looks up
+   one-character suggestions for lines without a known code;
+4. decide every line, in booking order (`booked_at`, id) with a running balance per order;
+5. write everything with one statement each: allocations, orders, timeline events, review cases,
+   line outcomes.
+
+The running balance is kept in the batch loop rather than a SQL window sum because the
+overpayment rule is sequential: a line above the outstanding amount goes to review *without*
+consuming it, so a later line of the same batch that fits is still allocated — and the outcome
+of a line never depends on where batch boundaries fall.
+
+Review precedence (first rule that applies wins; the samples depend on this order):
+
+1. cash deposit (channel `cash`, or 现金 in the remark/payer name without a payer account);
+2. payer account with letters or symbols;
+3. no code candidate at all → unmatched (kept for the buyer's self-service confirmation);
+4. two different known codes → `multiple_codes`;
+5. code of a cancelled order → `order_cancelled`;
+6. code of a paid order, including one paid by an earlier line of the batch →
+   `order_already_paid`;
+7. receiving account is not the order's settlement account → `payee_not_settlement_account`;
+8. amount above the outstanding amount (after earlier lines) → `overpayment`;
+9. otherwise allocate: `matched` when the order is now paid, else `partial`.
+
+When no candidate is a known code but one is a single substitution or adjacent swap away from the
+code of exactly one open order whose settlement account is the receiving account and whose
+outstanding amount equals the line's amount, the line goes to review `code_suggestion` with that
+order suggested (never applied); otherwise it is unmatched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payments import repository
+from services.payments.repository import Allocation, NewReviewCase, OrderState
+from shared.db import unit_of_work
+from shared.models.payments import (
+    AllocationSource,
+    OrderStatus,
+    ReviewReason,
+    TxOutcome,
+)
+from shared.settings import get_settings
+
+MATCHER_ACTOR = "system:matcher"
+CODE_LENGTH = 6
+SEPARATORS = frozenset(" -_./·，,")
+CODE_SYMBOLS = "abcdefghijklmnopqrstuvwxyz0123456789"
+_TOKEN_RE = re.compile(r"[a-z0-9]+|[^a-z0-9]+")
+_ASCII_ALNUM_RE = re.compile(r"[a-z0-9]+")
+_DIGITS_RE = re.compile(r"[0-9]+")
+_CASH_WORD = "现金"
+
+REASON_NO_CODE = "no_code"
+REASON_UNKNOWN_CODE = "no_known_code"
+
+
+def normalise_remark(remark: str | None) -> str:
+    """NFKC (full-width → half-width: `ＦＡ４ＸＹ２` → `FA4XY2`), then case-fold."""
+    if not remark:
+        return ""
+    if remark.isascii():
+        return remark.lower()
+    return unicodedata.normalize("NFKC", remark).casefold()
+
+
+def code_candidates(remark: str | None) -> list[str]:
+    """Six-character code candidates of a remark, in order of appearance, without repeats.
+
+    A candidate is a maximal run of `[a-z0-9]` of length 6 (`付款k7m2qp谢谢` → `k7m2qp`), or
+    adjacent shorter runs separated by single separator characters whose lengths add up to 6
+    (`fa4 xy2`, `f-5-4-y-x-n`). Runs longer than 6 (account numbers, dates) are no candidates.
+    """
+    text = normalise_remark(remark)
+    if not text:
+        return []
+    runs = _ASCII_ALNUM_RE.findall(text)
+    if not runs:
+        return []
+    if len(runs) == 1 and len(runs[0]) == CODE_LENGTH and text == runs[0]:
+        return runs  # the common case: the remark is the code
+    tokens = _TOKEN_RE.findall(text)
+    out: list[str] = []
+    for g in _split_groups(tokens):
+        for start in range(len(g)):
+            total = 0
+            for end in range(start, len(g)):
+                total += len(g[end])
+                if total > CODE_LENGTH:
+                    break
+                if total == CODE_LENGTH:
+                    candidate = "".join(g[start : end + 1])
+                    if candidate not in out:
+                        out.append(candidate)
+                    break
+    return out
+
+
+def _split_groups(tokens: Sequence[str]) -> list[list[str]]:
+    """Runs chained by single separator characters; anything else breaks the chain."""
+    groups: list[list[str]] = []
+    current: list[str] = []
+    for token in tokens:
+        if token[0].isascii() and token[0].isalnum():
+            current.append(token)
+        elif len(token) == 1 and token in SEPARATORS and current:
+            continue
+        else:
+            if current:
+                groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return groups
+
+
+def one_character_variants(code: str) -> set[str]:
+    """Every string one substitution (over `[a-z0-9]`) or one adjacent swap away from `code`."""
+    out: set[str] = set()
+    for i, c in enumerate(code):
+        for s in CODE_SYMBOLS:
+            if s != c:
+                out.add(code[:i] + s + code[i + 1 :])
+    for i in range(len(code) - 1):
+        if code[i] != code[i + 1]:
+            out.add(code[:i] + code[i + 1] + code[i] + code[i + 2 :])
+    return out
+
+
+def is_cash_deposit(
+    channel: str | None, remark: str | None, payer_name: str | None, payer_account: str | None
+) -> bool:
+    if channel == "cash":
+        return True
+    if payer_account and payer_account.strip():
+        return False
+    return _CASH_WORD in (remark or "") or _CASH_WORD in (payer_name or "")
+
+
+def payer_account_invalid(payer_account: str | None) -> bool:
+    """A payer account with letters or symbols (spaces are formatting and allowed)."""
+    if not payer_account:
+        return False
+    compact = "".join(payer_account.split())
+    if not compact:
+        return False
+    return _DIGITS_RE.fullmatch(unicodedata.normalize("NFKC", compact)) is None
+
+
+@dataclass
+class Line:
+    id: int
+    account_no: str
+    amount: Decimal
+    booked_at: datetime | None
+    remark: str | None
+    payer_name: str | None
+    payer_account: str | None
+    channel: str | None
+    pre_reason: ReviewReason | None = None
+    candidates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BatchResult) -> None:
+        self.claimed += other.claimed
+        for k, v in other.outcomes.items():
+            self.outcomes[k] = self.outcomes.get(k, 0) + v
+
+
+def _prepare(row: Any) -> Line:
+    line = Line(
+        id=row.id,
+        account_no=row.account_no,
+        amount=row.amount,
+        booked_at=row.booked_at,
+        remark=row.remark,
+        payer_name=row.payer_name,
+        payer_account=row.payer_account,
+        channel=row.channel,
+    )
+    if is_cash_deposit(line.channel, line.remark, line.payer_name, line.payer_account):
+        line.pre_reason = ReviewReason.CASH_DEPOSIT
+        line.candidates = code_candidates(line.remark)
+    elif payer_account_invalid(line.payer_account):
+        line.pre_reason = ReviewReason.PAYER_ACCOUNT_INVALID
+        line.candidates = code_candidates(line.remark)
+    else:
+        line.candidates = code_candidates(line.remark)
+    return line
+
+
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+class _Decisions:
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[int, str, str | None]] = []
+        self.allocations: list[Allocation] = []
+        self.cases: list[NewReviewCase] = []
+        self.counts: dict[str, int] = {}
+
+    def _count(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    def review(
+        self,
+        line: Line,
+        reason: ReviewReason,
+        *,
+        order: OrderState | None = None,
+        suggested: int | None = None,
+        codes: Iterable[str] = (),
+    ) -> None:
+        self.outcomes.append((line.id, TxOutcome.REVIEW, str(reason)))
+        details = {"codes": sorted(codes), "candidates": line.candidates}
+        self.cases.append(
+            NewReviewCase(
+                bank_transaction_id=line.id,
+                reason=reason,
+                order_id=order.id if order else None,
+                suggested_order_id=suggested,
+                details=json.dumps(details, ensure_ascii=False),
+            )
+        )
+        self._count(TxOutcome.REVIEW)
+
+    def unmatched(self, line: Line, reason: str) -> None:
+        self.outcomes.append((line.id, TxOutcome.UNMATCHED, reason))
+        self._count(TxOutcome.UNMATCHED)
+
+    def allocate(self, line: Line, order: OrderState) -> None:
+        before = order.status
+        order.paid_amount += line.amount
+        paid = order.paid_amount == order.amount
+        order.status = OrderStatus.PAID if paid else OrderStatus.PARTIALLY_PAID
+        self.allocations.append(
+            Allocation(
+                bank_transaction_id=line.id,
+                order_id=order.id,
+                amount=line.amount,
+                from_status=str(before),
+                to_status=str(order.status),
+                paid_at=(line.booked_at or datetime.now(UTC)) if paid else None,
+            )
+        )
+        outcome = TxOutcome.MATCHED if paid else TxOutcome.PARTIAL
+        self.outcomes.append((line.id, outcome, None))
+        self._count(outcome)
+
+
+def decide(
+    lines: Sequence[Line],
+    orders: dict[str, OrderState],
+    suggestions: dict[int, set[int]],
+) -> _Decisions:
+    """Apply the precedence of the module docstring to a batch, in booking order."""
+    out = _Decisions()
+    ordered = sorted(lines, key=lambda ln: (ln.booked_at or _FAR_FUTURE, ln.id))
+    for line in ordered:
+        known = [c for c in line.candidates if c in orders]
+        single = orders[known[0]] if len(known) == 1 else None
+        if line.pre_reason is not None:
+            out.review(line, line.pre_reason, order=single, codes=known)
+        elif not line.candidates:
+            out.unmatched(line, REASON_NO_CODE)
+        elif len(known) > 1:
+            out.review(line, ReviewReason.MULTIPLE_CODES, codes=known)
+        elif single is None:
+            suggested = suggestions.get(line.id, set())
+            if len(suggested) == 1:
+                out.review(line, ReviewReason.CODE_SUGGESTION, suggested=next(iter(suggested)))
+            else:
+                out.unmatched(line, REASON_UNKNOWN_CODE)
+        elif single.status == OrderStatus.CANCELLED:
+            out.review(line, ReviewReason.ORDER_CANCELLED, order=single, codes=known)
+        elif single.status == OrderStatus.PAID:
+            out.review(line, ReviewReason.ORDER_ALREADY_PAID, order=single, codes=known)
+        elif line.account_no != single.settlement_account_no:
+            out.review(line, ReviewReason.PAYEE_NOT_SETTLEMENT, order=single, codes=known)
+        elif line.amount > single.amount - single.paid_amount:
+            out.review(line, ReviewReason.OVERPAYMENT, order=single, codes=known)
+        else:
+            out.allocate(line, single)
+    return out
+
+
+async def match_batch(session: AsyncSession, limit: int) -> BatchResult:
+    """Claim and settle one batch of pending lines in the caller's transaction."""
+    rows = await repository.claim_pending(session, limit)
+    if not rows:
+        return BatchResult()
+    lines = [_prepare(r) for r in rows]
+    all_codes = sorted({c for ln in lines for c in ln.candidates})
+    orders = await repository.orders_by_codes(session, all_codes)
+    probes = [
+        (ln.id, variant, ln.account_no, ln.amount)
+        for ln in lines
+        if ln.pre_reason is None and ln.candidates and not any(c in orders for c in ln.candidates)
+        for candidate in ln.candidates
+        for variant in one_character_variants(candidate)
+    ]
+    suggestions = await repository.code_suggestions(session, probes)
+    decisions = decide(lines, orders, suggestions)
+    await repository.apply_allocations(
+        session, decisions.allocations, source=AllocationSource.AUTO, actor_sub=MATCHER_ACTOR
+    )
+    await repository.add_review_cases(session, decisions.cases)
+    await repository.set_outcomes(session, decisions.outcomes)
+    return BatchResult(claimed=len(rows), outcomes=decisions.counts)
+
+
+async def match_pending(
+    *, max_batches: int | None = None, batch_size: int | None = None
+) -> BatchResult:
+    """Process batches, each in its own transaction, until no pending line is left to claim
+    (lines locked by another worker are theirs) or `max_batches` is reached."""
+    size = batch_size or get_settings().match_batch_size
+    total = BatchResult()
+    done = 0
+    while max_batches is None or done < max_batches:
+        async with unit_of_work() as session:
+            result = await match_batch(session, size)
+        total.add(result)
+        done += 1
+        if result.claimed < size:
+            break
+    return total

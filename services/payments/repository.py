@@ -1,0 +1,563 @@
+"""Every query of the payments service. Functions flush; they never commit.
+
+Bulk work (statement import, matching) is set-based: one statement per batch, arrays passed with
+`unnest`, never a query per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models.payments import (
+    BankTransaction,
+    Order,
+    OrderEvent,
+    PaymentAllocation,
+    ReviewCase,
+    ReviewReason,
+    ReviewStatus,
+    Statement,
+    Supplier,
+    SupplierAccount,
+    TxOutcome,
+)
+
+# ----------------------------------------------------------------------------- suppliers
+
+
+async def add_supplier(
+    session: AsyncSession, name: str, accounts: Sequence[dict[str, Any]]
+) -> tuple[Supplier, list[SupplierAccount]]:
+    supplier = Supplier(name=name)
+    session.add(supplier)
+    await session.flush()
+    rows = [SupplierAccount(supplier_id=supplier.id, **a) for a in accounts]
+    session.add_all(rows)
+    await session.flush()
+    return supplier, rows
+
+
+async def get_supplier(session: AsyncSession, supplier_id: int) -> Supplier | None:
+    return await session.get(Supplier, supplier_id)
+
+
+async def supplier_accounts(session: AsyncSession, supplier_id: int) -> list[SupplierAccount]:
+    stmt = (
+        select(SupplierAccount)
+        .where(SupplierAccount.supplier_id == supplier_id)
+        .order_by(SupplierAccount.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def existing_account_nos(session: AsyncSession, account_nos: Sequence[str]) -> list[str]:
+    stmt = select(SupplierAccount.account_no).where(SupplierAccount.account_no.in_(account_nos))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_account(session: AsyncSession, account_id: int) -> SupplierAccount | None:
+    return await session.get(SupplierAccount, account_id)
+
+
+# ----------------------------------------------------------------------------- orders
+
+
+async def get_order_by_no(
+    session: AsyncSession, order_no: str, *, for_update: bool = False
+) -> Order | None:
+    stmt = select(Order).where(Order.order_no == order_no)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_order(session: AsyncSession, order_id: int) -> Order | None:
+    return await session.get(Order, order_id)
+
+
+async def add_order(session: AsyncSession, order: Order) -> None:
+    """Insert inside a SAVEPOINT, so a unique violation (order number, open code) leaves the
+    surrounding transaction usable; the caller catches `IntegrityError`."""
+    async with session.begin_nested():
+        session.add(order)
+        await session.flush()
+
+
+async def add_order_event(session: AsyncSession, event: OrderEvent) -> None:
+    session.add(event)
+    await session.flush()
+
+
+async def order_allocations(session: AsyncSession, order_id: int) -> list[PaymentAllocation]:
+    stmt = (
+        select(PaymentAllocation)
+        .where(PaymentAllocation.order_id == order_id)
+        .order_by(PaymentAllocation.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def order_events(session: AsyncSession, order_id: int) -> list[OrderEvent]:
+    stmt = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def order_nos(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
+    if not order_ids:
+        return {}
+    stmt = select(Order.id, Order.order_no).where(Order.id.in_(order_ids))
+    return {r.id: r.order_no for r in await session.execute(stmt)}
+
+
+# ----------------------------------------------------------------------------- statements
+
+
+async def add_statement(session: AsyncSession, statement: Statement) -> Statement:
+    session.add(statement)
+    await session.flush()
+    return statement
+
+
+async def get_statement(session: AsyncSession, statement_id: int) -> Statement | None:
+    return await session.get(Statement, statement_id)
+
+
+async def update_statement(session: AsyncSession, statement_id: int, **values: Any) -> None:
+    await session.execute(update(Statement).where(Statement.id == statement_id).values(**values))
+
+
+async def add_statement_counts(
+    session: AsyncSession, statement_id: int, *, total: int, new: int, ignored: int
+) -> None:
+    await session.execute(
+        update(Statement)
+        .where(Statement.id == statement_id)
+        .values(
+            lines_total=Statement.lines_total + total,
+            lines_new=Statement.lines_new + new,
+            lines_duplicate=Statement.lines_duplicate + (total - new),
+            lines_ignored=Statement.lines_ignored + ignored,
+        )
+    )
+
+
+async def outcome_counts(session: AsyncSession, statement_id: int) -> dict[str, int]:
+    stmt = (
+        select(BankTransaction.outcome, func.count())
+        .where(BankTransaction.statement_id == statement_id)
+        .group_by(BankTransaction.outcome)
+    )
+    return {str(outcome): int(n) for outcome, n in await session.execute(stmt)}
+
+
+IMPORT_COLUMNS = (
+    "line_no",
+    "dedupe_key",
+    "bank_ref",
+    "account_no",
+    "direction",
+    "amount",
+    "currency",
+    "booked_at",
+    "value_date",
+    "payer_name",
+    "payer_account",
+    "payer_bank",
+    "remark",
+    "channel",
+)
+
+_CREATE_IMPORT_TABLE = """
+CREATE TEMP TABLE import_lines (
+    line_no integer, dedupe_key text, bank_ref text, account_no text, direction text,
+    amount numeric(16,2), currency text, booked_at timestamptz, value_date date,
+    payer_name text, payer_account text, payer_bank text, remark text, channel text
+) ON COMMIT DROP
+"""
+
+# Classification at insert: a debit, another currency, or a credit to an account that is no
+# known settlement account is stored as `ignored` (never matched); every other line `pending`.
+_INSERT_IMPORTED = text(
+    """
+    WITH ins AS (
+        INSERT INTO bank_transactions (
+            statement_id, dedupe_key, bank_ref, account_no, direction, amount, currency,
+            booked_at, value_date, payer_name, payer_account, payer_bank, remark, channel,
+            outcome, reason, processed_at)
+        SELECT CAST(:statement_id AS bigint), left(l.dedupe_key, 200), left(l.bank_ref, 100),
+               left(l.account_no, 40), l.direction, l.amount, left(coalesce(l.currency, 'CNY'), 3),
+               l.booked_at, l.value_date, left(l.payer_name, 200), left(l.payer_account, 60),
+               left(l.payer_bank, 200), l.remark, left(l.channel, 30),
+               c.outcome, c.reason, CASE WHEN c.outcome = 'ignored' THEN now() END
+          FROM import_lines l
+          LEFT JOIN supplier_accounts sa ON sa.account_no = l.account_no AND sa.is_settlement
+          CROSS JOIN LATERAL (
+              SELECT CASE WHEN l.direction <> 'credit' THEN 'debit'
+                          WHEN coalesce(l.currency, 'CNY') <> 'CNY' THEN 'not_cny'
+                          WHEN sa.id IS NULL THEN 'not_settlement_account' END AS reason
+          ) r
+          CROSS JOIN LATERAL (
+              SELECT CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'ignored' END AS outcome,
+                     r.reason
+          ) c
+         ORDER BY l.line_no
+        ON CONFLICT (dedupe_key) DO NOTHING
+        RETURNING outcome
+    )
+    SELECT count(*) AS new, count(*) FILTER (WHERE outcome = 'ignored') AS ignored FROM ins
+    """
+)
+
+
+async def store_statement_lines(
+    session: AsyncSession, statement_id: int, records: Sequence[tuple[Any, ...]]
+) -> tuple[int, int]:
+    """COPY one batch into a temporary table, then insert it with one `INSERT ... SELECT ... ON
+    CONFLICT (dedupe_key) DO NOTHING`. Returns (new lines, of which ignored)."""
+    connection = await session.connection()
+    await connection.exec_driver_sql(_CREATE_IMPORT_TABLE)
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table("import_lines", records=records, columns=IMPORT_COLUMNS)
+    row = (await session.execute(_INSERT_IMPORTED, {"statement_id": statement_id})).one()
+    await connection.exec_driver_sql("DROP TABLE import_lines")
+    return int(row.new), int(row.ignored)
+
+
+# ----------------------------------------------------------------------------- matching
+
+OPEN = "('pending_payment', 'partially_paid')"
+
+_CLAIM_PENDING = text(
+    """
+    SELECT id, account_no, amount, booked_at, remark, payer_name, payer_account, channel
+      FROM bank_transactions
+     WHERE outcome = 'pending'
+     ORDER BY id
+     LIMIT :limit
+       FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+async def claim_pending(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
+    """Lock a batch of pending lines; lines another worker holds are skipped, not waited for."""
+    return (await session.execute(_CLAIM_PENDING, {"limit": limit})).all()
+
+
+@dataclass
+class OrderState:
+    id: int
+    order_no: str
+    payment_code: str
+    status: str
+    amount: Decimal
+    paid_amount: Decimal
+    settlement_account_no: str
+
+
+_LOCK_OPEN_BY_CODES = text(
+    f"""
+    SELECT o.id, o.order_no, o.payment_code, o.status, o.amount, o.paid_amount,
+           sa.account_no AS settlement_account_no
+      FROM orders o JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
+     WHERE o.payment_code = ANY(CAST(:codes AS varchar[])) AND o.status IN {OPEN}
+     ORDER BY o.id
+       FOR UPDATE OF o
+    """
+)
+
+_CLOSED_BY_CODES = text(
+    f"""
+    SELECT DISTINCT ON (o.payment_code)
+           o.id, o.order_no, o.payment_code, o.status, o.amount, o.paid_amount,
+           sa.account_no AS settlement_account_no
+      FROM orders o JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
+     WHERE o.payment_code = ANY(CAST(:codes AS varchar[])) AND o.status NOT IN {OPEN}
+     ORDER BY o.payment_code, o.id DESC
+    """
+)
+
+
+def _state(row: Row[Any]) -> OrderState:
+    return OrderState(
+        id=row.id,
+        order_no=row.order_no,
+        payment_code=row.payment_code,
+        status=row.status,
+        amount=row.amount,
+        paid_amount=row.paid_amount,
+        settlement_account_no=row.settlement_account_no,
+    )
+
+
+async def orders_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, OrderState]:
+    """The order each code names: the open order holding it (locked `FOR UPDATE` in id order, so
+    concurrent workers cannot deadlock), else the latest paid or cancelled order with it."""
+    if not codes:
+        return {}
+    found = {
+        r.payment_code: _state(r)
+        for r in await session.execute(_LOCK_OPEN_BY_CODES, {"codes": list(codes)})
+    }
+    rest = [c for c in codes if c not in found]
+    if rest:
+        for r in await session.execute(_CLOSED_BY_CODES, {"codes": rest}):
+            found[r.payment_code] = _state(r)
+    return found
+
+
+_SUGGESTIONS = text(
+    f"""
+    SELECT DISTINCT v.tx_id, o.id AS order_id
+      FROM unnest(CAST(:tx_ids AS bigint[]), CAST(:variants AS varchar[]),
+                  CAST(:accounts AS varchar[]), CAST(:amounts AS numeric[]))
+           AS v(tx_id, variant, account_no, amount)
+      JOIN orders o ON o.payment_code = v.variant AND o.status IN {OPEN}
+      JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
+     WHERE sa.account_no = v.account_no AND o.amount - o.paid_amount = v.amount
+    """
+)
+
+
+async def code_suggestions(
+    session: AsyncSession, probes: Sequence[tuple[int, str, str, Decimal]]
+) -> dict[int, set[int]]:
+    """For (line id, code variant, receiving account, amount) probes: the open orders holding a
+    variant whose settlement account is that account and whose outstanding amount is that amount."""
+    if not probes:
+        return {}
+    tx_ids, variants, accounts, amounts = (list(col) for col in zip(*probes, strict=True))
+    params = {"tx_ids": tx_ids, "variants": variants, "accounts": accounts, "amounts": amounts}
+    out: dict[int, set[int]] = {}
+    for r in await session.execute(_SUGGESTIONS, params):
+        out.setdefault(r.tx_id, set()).add(r.order_id)
+    return out
+
+
+@dataclass
+class Allocation:
+    """Money of one bank line applied to one order, with the order's status change."""
+
+    bank_transaction_id: int
+    order_id: int
+    amount: Decimal
+    from_status: str
+    to_status: str
+    paid_at: datetime | None  # set when this allocation completes the order
+
+
+_INSERT_ALLOCATIONS = text(
+    """
+    INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source, actor_sub)
+    SELECT a.tx_id, a.order_id, a.amount, CAST(:source AS varchar), CAST(:actor AS varchar)
+      FROM unnest(CAST(:tx_ids AS bigint[]), CAST(:order_ids AS bigint[]),
+                  CAST(:amounts AS numeric[])) AS a(tx_id, order_id, amount)
+    """
+)
+
+_UPDATE_ORDERS = text(
+    """
+    UPDATE orders o
+       SET paid_amount = o.paid_amount + d.delta,
+           status = d.status,
+           paid_at = coalesce(d.paid_at, o.paid_at),
+           updated_at = now()
+      FROM unnest(CAST(:order_ids AS bigint[]), CAST(:deltas AS numeric[]),
+                  CAST(:statuses AS varchar[]), CAST(:paid_ats AS timestamptz[]))
+           AS d(id, delta, status, paid_at)
+     WHERE o.id = d.id
+    """
+)
+
+_INSERT_EVENTS = text(
+    """
+    INSERT INTO order_events (order_id, action, from_status, to_status, amount,
+                              bank_transaction_id, actor_sub, reason)
+    SELECT e.order_id, 'payment_allocated', e.from_status, e.to_status, e.amount, e.tx_id,
+           CAST(:actor AS varchar), CAST(:reason AS text)
+      FROM unnest(CAST(:order_ids AS bigint[]), CAST(:from_statuses AS varchar[]),
+                  CAST(:to_statuses AS varchar[]), CAST(:amounts AS numeric[]),
+                  CAST(:tx_ids AS bigint[])) AS e(order_id, from_status, to_status, amount, tx_id)
+    """
+)
+
+
+async def apply_allocations(
+    session: AsyncSession,
+    allocations: Sequence[Allocation],
+    *,
+    source: str,
+    actor_sub: str,
+    reason: str | None = None,
+) -> None:
+    """The one allocation path (matcher and review): allocation rows (unique per bank line),
+    the orders' paid amount and status, and their timeline, in three statements."""
+    if not allocations:
+        return
+    await session.execute(
+        _INSERT_ALLOCATIONS,
+        {
+            "tx_ids": [a.bank_transaction_id for a in allocations],
+            "order_ids": [a.order_id for a in allocations],
+            "amounts": [a.amount for a in allocations],
+            "source": source,
+            "actor": actor_sub,
+        },
+    )
+    per_order: dict[int, tuple[Decimal, str, datetime | None]] = {}
+    for a in allocations:
+        delta, _, paid_at = per_order.get(a.order_id, (Decimal(0), a.to_status, None))
+        per_order[a.order_id] = (delta + a.amount, a.to_status, a.paid_at or paid_at)
+    ids = sorted(per_order)
+    await session.execute(
+        _UPDATE_ORDERS,
+        {
+            "order_ids": ids,
+            "deltas": [per_order[i][0] for i in ids],
+            "statuses": [per_order[i][1] for i in ids],
+            "paid_ats": [per_order[i][2] for i in ids],
+        },
+    )
+    await session.execute(
+        _INSERT_EVENTS,
+        {
+            "order_ids": [a.order_id for a in allocations],
+            "from_statuses": [a.from_status for a in allocations],
+            "to_statuses": [a.to_status for a in allocations],
+            "amounts": [a.amount for a in allocations],
+            "tx_ids": [a.bank_transaction_id for a in allocations],
+            "actor": actor_sub,
+            "reason": reason,
+        },
+    )
+
+
+_SET_OUTCOMES = text(
+    """
+    UPDATE bank_transactions t
+       SET outcome = d.outcome, reason = d.reason, processed_at = now()
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS varchar[]),
+                  CAST(:reasons AS varchar[])) AS d(id, outcome, reason)
+     WHERE t.id = d.id
+    """
+)
+
+
+async def set_outcomes(
+    session: AsyncSession, outcomes: Sequence[tuple[int, str, str | None]]
+) -> None:
+    if not outcomes:
+        return
+    ids, values, reasons = (list(col) for col in zip(*outcomes, strict=True))
+    await session.execute(_SET_OUTCOMES, {"ids": ids, "outcomes": values, "reasons": reasons})
+
+
+_INSERT_REVIEW_CASES = text(
+    """
+    INSERT INTO review_cases (bank_transaction_id, reason, status, order_id, suggested_order_id,
+                              details)
+    SELECT c.tx_id, c.reason, 'open', c.order_id, c.suggested_order_id, c.details
+      FROM unnest(CAST(:tx_ids AS bigint[]), CAST(:reasons AS varchar[]),
+                  CAST(:order_ids AS bigint[]), CAST(:suggested AS bigint[]),
+                  CAST(:details AS jsonb[]))
+           AS c(tx_id, reason, order_id, suggested_order_id, details)
+    """
+)
+
+
+@dataclass
+class NewReviewCase:
+    bank_transaction_id: int
+    reason: ReviewReason
+    order_id: int | None
+    suggested_order_id: int | None
+    details: str  # JSON text
+
+
+async def add_review_cases(session: AsyncSession, cases: Sequence[NewReviewCase]) -> None:
+    if not cases:
+        return
+    await session.execute(
+        _INSERT_REVIEW_CASES,
+        {
+            "tx_ids": [c.bank_transaction_id for c in cases],
+            "reasons": [str(c.reason) for c in cases],
+            "order_ids": [c.order_id for c in cases],
+            "suggested": [c.suggested_order_id for c in cases],
+            "details": [c.details for c in cases],
+        },
+    )
+
+
+async def pending_count(session: AsyncSession) -> int:
+    stmt = select(func.count()).where(BankTransaction.outcome == TxOutcome.PENDING)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+# ----------------------------------------------------------------------------- review
+
+
+async def get_bank_transaction(
+    session: AsyncSession, tx_id: int, *, for_update: bool = False
+) -> BankTransaction | None:
+    stmt = select(BankTransaction).where(BankTransaction.id == tx_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def transaction_allocations(session: AsyncSession, tx_id: int) -> list[PaymentAllocation]:
+    stmt = select(PaymentAllocation).where(PaymentAllocation.bank_transaction_id == tx_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def review_case_for_transaction(session: AsyncSession, tx_id: int) -> ReviewCase | None:
+    stmt = select(ReviewCase).where(ReviewCase.bank_transaction_id == tx_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_review_case(
+    session: AsyncSession, case_id: int, *, for_update: bool = False
+) -> ReviewCase | None:
+    stmt = select(ReviewCase).where(ReviewCase.id == case_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_review_cases(
+    session: AsyncSession,
+    *,
+    reason: ReviewReason | None,
+    status: ReviewStatus | None,
+    after_id: int | None,
+    limit: int,
+) -> list[tuple[ReviewCase, BankTransaction | None]]:
+    stmt = (
+        select(ReviewCase, BankTransaction)
+        .outerjoin(BankTransaction, BankTransaction.id == ReviewCase.bank_transaction_id)
+        .order_by(ReviewCase.id)
+        .limit(limit)
+    )
+    if reason is not None:
+        stmt = stmt.where(ReviewCase.reason == reason)
+    if status is not None:
+        stmt = stmt.where(ReviewCase.status == status)
+    if after_id is not None:
+        stmt = stmt.where(ReviewCase.id > after_id)
+    return [(case, tx) for case, tx in (await session.execute(stmt)).tuples()]
+
+
+async def unit_exists(session: AsyncSession, unit_id: int) -> bool:
+    from shared.models import OrgUnit
+
+    return await session.get(OrgUnit, unit_id) is not None

@@ -1,0 +1,183 @@
+"""Request and response models of the payments service (API.md "Payments")."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.models.payments import OrderStatus, ReviewReason, ReviewStatus, TxOutcome
+from shared.money import Money, MoneyOut
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SupplierAccountIn(_In):
+    holder_name: str = Field(min_length=1, max_length=200)
+    account_no: str = Field(min_length=4, max_length=40, pattern=r"^[0-9]+$")
+    bank_name: str = Field(min_length=1, max_length=200)
+    is_settlement: bool = False
+
+
+class SupplierIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    accounts: list[SupplierAccountIn] = Field(default_factory=list, max_length=50)
+
+
+class SupplierAccountOut(BaseModel):
+    id: int
+    holder_name: str | None
+    account_no: str | None  # masked: `1001 **** * 7931`
+    bank_name: str
+    is_settlement: bool
+
+
+class SupplierOut(BaseModel):
+    id: int
+    name: str
+    accounts: list[SupplierAccountOut]
+
+
+class OrderIn(_In):
+    order_no: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    buyer_unit_id: int
+    supplier_id: int
+    amount: Money
+    placed_at: datetime
+    region_code: str | None = Field(default=None, max_length=4)
+    origin_county: str | None = Field(default=None, max_length=100)
+    payment_code: str | None = Field(
+        default=None, description="only for orders migrated from the old system"
+    )
+
+
+class AllocationOut(BaseModel):
+    id: int
+    bank_transaction_id: int | None
+    amount: MoneyOut
+    source: str
+    created_at: datetime
+
+
+class OrderEventOut(BaseModel):
+    action: str
+    from_status: str | None
+    to_status: str
+    amount: MoneyOut | None
+    bank_transaction_id: int | None
+    actor_sub: str
+    reason: str | None
+    at: datetime
+
+
+class OrderOut(BaseModel):
+    id: int
+    order_no: str
+    payment_code: str
+    status: OrderStatus
+    amount: MoneyOut
+    paid_amount: MoneyOut
+    outstanding_amount: MoneyOut
+    buyer_unit_id: int
+    supplier_id: int
+    settlement_account: SupplierAccountOut
+    placed_at: datetime
+    paid_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class OrderDetailOut(OrderOut):
+    allocations: list[AllocationOut]
+    timeline: list[OrderEventOut]
+
+
+class CancelIn(_In):
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class StatementImportOut(BaseModel):
+    statement_id: int
+    format: str
+    profile: str | None
+    status: str
+    lines_total: int
+    lines_new: int
+    lines_duplicate: int
+    lines_ignored: int
+
+
+class StatementOut(BaseModel):
+    statement_id: int
+    filename: str
+    format: str
+    profile: str | None
+    status: str
+    error: str | None
+    lines_total: int
+    lines_new: int
+    lines_duplicate: int
+    lines_ignored: int
+    matched: int
+    partial: int
+    review: int
+    unmatched: int
+    pending: int
+    ignored: int
+
+
+class ReviewCaseBrief(BaseModel):
+    id: int
+    reason: ReviewReason
+    status: ReviewStatus
+    order_no: str | None
+    suggested_order_no: str | None
+
+
+class BankTransactionOut(BaseModel):
+    id: int
+    statement_id: int
+    bank_ref: str | None
+    account_no: str | None  # masked
+    direction: str
+    amount: MoneyOut
+    currency: str
+    booked_at: datetime | None
+    value_date: date | None
+    payer_name: str | None
+    payer_account: str | None  # masked
+    payer_bank: str | None
+    remark: str | None
+    channel: str | None
+    outcome: TxOutcome
+    reason: str | None
+    review_case: ReviewCaseBrief | None
+    allocations: list[AllocationOut]
+
+
+class ReviewCaseOut(BaseModel):
+    id: int
+    reason: ReviewReason
+    status: ReviewStatus
+    bank_transaction_id: int | None
+    amount: MoneyOut | None
+    account_no: str | None  # masked receiving account
+    payer_name: str | None
+    payer_account: str | None  # masked
+    remark: str | None
+    booked_at: datetime | None
+    order_no: str | None
+    suggested_order_no: str | None
+    details: dict[str, object] | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+    created_at: datetime
+
+
+class ResolveIn(_In):
+    action: Literal["allocate", "reject"]
+    order_no: str | None = Field(default=None, max_length=40)
+    note: str = Field(min_length=1, max_length=1000)

@@ -1,0 +1,101 @@
+"""Helpers for the payments tests: sample orders, imports through the API, line outcomes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Role
+from tests.conftest import auth
+from tests.factories import make_unit
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "statements"
+
+
+async def load_sample_orders(session: AsyncSession, client: httpx.AsyncClient) -> dict[str, Any]:
+    """Units, suppliers (settlement account each) and the orders of orders.json, through the
+    API with their legacy payment codes. Returns {order_no: order JSON}."""
+    data = json.loads((FIXTURES / "orders.json").read_text(encoding="utf-8"))
+    units = {}
+    for row in data["orders"]:
+        if row["buyer_unit"] not in units:
+            units[row["buyer_unit"]] = await make_unit(session, row["buyer_unit"])
+    await session.commit()
+    orders = {}
+    for row in data["orders"]:
+        supplier = await client.post(
+            "/api/v1/suppliers",
+            json={
+                "name": row["supplier"],
+                "accounts": [
+                    {
+                        "holder_name": row["supplier"],
+                        "account_no": row["settlement_account"],
+                        "bank_name": "中国光大银行",
+                        "is_settlement": True,
+                    }
+                ],
+            },
+            headers=auth(Role.PLATFORM),
+        )
+        assert supplier.status_code == 201, supplier.text
+        order = await client.post(
+            "/api/v1/orders",
+            json={
+                "order_no": row["order_no"],
+                "buyer_unit_id": units[row["buyer_unit"]].id,
+                "supplier_id": supplier.json()["id"],
+                "amount": row["amount"],
+                "placed_at": row["created_at"],
+                "region_code": None,
+                "origin_county": None,
+                "payment_code": row["payment_code"],
+            },
+            headers=auth(Role.PLATFORM),
+        )
+        assert order.status_code == 201, order.text
+        orders[row["order_no"]] = order.json()
+    return orders
+
+
+async def upload(
+    client: httpx.AsyncClient, name: str, content: bytes, **form: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/statements",
+        files={"file": (name, content)},
+        data=form,
+        headers=auth(Role.IMPORTER),
+    )
+
+
+async def import_fixture(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
+    response = await upload(client, name, (FIXTURES / name).read_bytes())
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def line_outcomes(session: AsyncSession) -> dict[str, tuple[str, str | None, str | None]]:
+    """{bank_ref: (outcome, review reason or line reason, order_no named or suggested)}."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT t.bank_ref, t.outcome, t.reason,
+                   coalesce(oa.order_no, os.order_no, oc.order_no) AS order_no
+              FROM bank_transactions t
+              LEFT JOIN payment_allocations a ON a.bank_transaction_id = t.id
+              LEFT JOIN orders oa ON oa.id = a.order_id
+              LEFT JOIN review_cases c ON c.bank_transaction_id = t.id
+              LEFT JOIN orders os ON os.id = c.suggested_order_id
+              LEFT JOIN orders oc ON oc.id = c.order_id
+            """
+        )
+    )
+    await session.commit()
+    return {r.bank_ref: (r.outcome, r.reason, r.order_no) for r in rows}
