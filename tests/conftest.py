@@ -22,11 +22,46 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 os.environ.setdefault("ENVIRONMENT", "test")
 
-from shared.auth import Role, mint_token
-from shared.celery_app import QUEUES
-from shared.db import dispose_engine, get_sessionmaker
-from shared.models import Base
-from shared.settings import get_settings
+# The tests drop and recreate the schema of the database they use. `reserved_share` is the
+# database `make run` serves (embedded or real): never wipe it; use `reserved_share_test` beside it.
+PROTECTED_DATABASES = {"reserved_share"}
+
+
+def _use_separate_test_database() -> None:
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(
+        os.environ.get(
+            "DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/reserved_share"
+        )
+    )
+    if url.database not in PROTECTED_DATABASES:
+        return
+    test_url = url.set(database=f"{url.database}_test")
+
+    async def create() -> None:
+        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": test_url.database}
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{test_url.database}"'))
+        await admin.dispose()
+
+    asyncio.run(create())
+    os.environ["DATABASE_URL"] = test_url.render_as_string(hide_password=False)
+
+
+_use_separate_test_database()
+
+from shared.auth import Role, mint_token  # noqa: E402
+from shared.celery_app import QUEUES  # noqa: E402
+from shared.db import dispose_engine, get_sessionmaker  # noqa: E402
+from shared.models import Base  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
 
 KEEP_TABLES = {"regions"}
 
