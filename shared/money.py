@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 CENT = Decimal("0.01")
 # Digits and at most one decimal point with at most two decimals: "200000", "200000.5", "200000.50".
-_AMOUNT_RE = re.compile(r"^\d{1,14}(\.\d{1,2})?$")
+_AMOUNT_RE = re.compile(r"^[0-9]{1,14}(\.[0-9]{1,2})?$")
 
 
 def round_cents(value: Decimal) -> Decimal:

@@ -157,7 +157,7 @@ def upgrade() -> None:
         sa.Column("canteen_total", sa.Numeric(precision=16, scale=2), nullable=True),
         sa.Column("canteen_ratio", sa.Numeric(precision=5, scale=2), nullable=True),
         sa.Column("reserved_amount", sa.Numeric(precision=16, scale=2), nullable=True),
-        sa.Column("remark", sa.String(length=50), nullable=True),
+        sa.Column("remark", sa.String(length=250), nullable=True),
         sa.Column("union_has_need", sa.Boolean(), nullable=True),
         sa.Column("union_total", sa.Numeric(precision=16, scale=2), nullable=True),
         sa.Column("union_ratio", sa.Numeric(precision=5, scale=2), nullable=True),

@@ -63,7 +63,9 @@ class Filing(Base):
     canteen_total: Mapped[Decimal | None] = mapped_column(Money)
     canteen_ratio: Mapped[Decimal | None] = mapped_column(Ratio)
     reserved_amount: Mapped[Decimal | None] = mapped_column(Money)  # 预留份额, computed
-    remark: Mapped[str | None] = mapped_column(String(50))
+    # 备注: a client remark is at most 50 characters (checked by the API); a `shared/other`
+    # remark is rendered from the representative unit's name (up to 200 chars), hence the width.
+    remark: Mapped[str | None] = mapped_column(String(250))
     union_has_need: Mapped[bool | None]
     union_total: Mapped[Decimal | None] = mapped_column(Money)
     union_ratio: Mapped[Decimal | None] = mapped_column(Ratio)

@@ -1,0 +1,121 @@
+"""Effective policy (预留比例、截止日期等政策参数) of a fiscal year for a region.
+
+Policy is data: one `policies` row per (year, region), each field nullable. The effective value of a
+field is the one of the most specific row that sets it, walking the region's parent chain
+(city → province → national `000000`). Every service reads policy through this module only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import DomainError, NotFound
+
+POLICY_FIELDS = (
+    "national_floor",
+    "encouraged_ratio",
+    "soft_floor",
+    "filing_deadline",
+    "non_settlement_cutoff",
+)
+
+FIELD_LABELS_ZH = {
+    "national_floor": "全国最低预留比例",
+    "encouraged_ratio": "鼓励预留比例",
+    "soft_floor": "本地区原则上不低于的预留比例",
+    "filing_deadline": "填报截止日期",
+    "non_settlement_cutoff": "非结算账户凭证截止下单日期",
+}
+
+
+class PolicyMissing(DomainError):
+    status = 404
+    code = "policy_missing"
+    title = "Policy missing"
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """The resolved policy; `sources[field]` is the region code whose row gave the value."""
+
+    year: int
+    region_code: str
+    chain: tuple[str, ...]
+    national_floor: Decimal | None = None
+    encouraged_ratio: Decimal | None = None
+    soft_floor: Decimal | None = None
+    filing_deadline: date | None = None
+    non_settlement_cutoff: date | None = None
+    sources: dict[str, str | None] = field(default_factory=dict)
+
+    def require(self, name: str) -> Any:
+        """The value of `name`, or a 404 `policy_missing` naming the field."""
+        value = getattr(self, name)
+        if value is None:
+            raise PolicyMissing(
+                f"{self.year}年度未设置{FIELD_LABELS_ZH.get(name, name)}"
+                f"（地区 {self.region_code}），请联系财政部门或运营人员配置政策",
+                extra={"year": self.year, "region_code": self.region_code, "field": name},
+            )
+        return value
+
+
+_CHAIN_SQL = text(
+    """
+    WITH RECURSIVE chain(code, parent_code, depth) AS (
+        SELECT code, parent_code, 0 FROM regions WHERE code = :code
+        UNION ALL
+        SELECT r.code, r.parent_code, c.depth + 1
+          FROM regions r JOIN chain c ON r.code = c.parent_code
+         WHERE c.depth < 10
+    )
+    SELECT code FROM chain ORDER BY depth
+    """
+)
+
+
+async def region_chain(session: AsyncSession, region_code: str) -> tuple[str, ...]:
+    """`("440100", "440000", "000000")`: the region then its ancestors, most specific first."""
+    rows = (await session.execute(_CHAIN_SQL, {"code": region_code})).scalars().all()
+    if not rows:
+        raise NotFound(f"地区代码 {region_code} 不存在", code="region_not_found")
+    chain = tuple(str(r) for r in rows)
+    if "000000" not in chain:
+        chain = (*chain, "000000")
+    return chain
+
+
+async def effective_policy(session: AsyncSession, year: int, region_code: str) -> EffectivePolicy:
+    """Resolve the effective policy; 404 `policy_missing` when no row of the chain exists."""
+    chain = await region_chain(session, region_code)
+    result = await session.execute(
+        text("SELECT * FROM policies WHERE year = :year AND region_code = ANY(:codes)"),
+        {"year": year, "codes": list(chain)},
+    )
+    rows = {row.region_code: row for row in result}
+    if not rows:
+        raise PolicyMissing(
+            f"{year}年度尚未配置预留份额政策（地区 {region_code}），无法办理该年度业务；"
+            "请联系财政部门或运营人员配置政策",
+            extra={"year": year, "region_code": region_code},
+        )
+    values: dict[str, Any] = {}
+    sources: dict[str, str | None] = {}
+    for name in POLICY_FIELDS:
+        values[name] = None
+        sources[name] = None
+        for code in chain:
+            row = rows.get(code)
+            if row is not None and getattr(row, name) is not None:
+                values[name] = getattr(row, name)
+                sources[name] = code
+                break
+    return EffectivePolicy(
+        year=year, region_code=region_code, chain=chain, sources=sources, **values
+    )
