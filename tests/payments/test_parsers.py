@@ -205,6 +205,16 @@ def test_unknown_header_is_rejected_in_chinese_listing_known_profiles():
     assert error.value.line_no is None
 
 
+def test_failed_open_leaves_a_seekable_upload_where_it_was():
+    upload = io.BytesIO(b"junk" + "日期,说明\n".encode("gbk"))
+    upload.seek(4)
+
+    with pytest.raises(StatementParseError):
+        open_statement(upload)
+
+    assert upload.tell() == 4
+
+
 def test_empty_file_is_rejected():
     with pytest.raises(StatementParseError, match="为空"):
         open_statement(io.BytesIO(b""))
@@ -385,6 +395,15 @@ def test_mt940_unstructured_details_debits_reversals_and_several_statements():
     assert other_account.account_no == "35000188110503337"
     assert (other_account.amount, other_account.bank_ref) == (Decimal("5.50"), "X9")
     assert [line.line_no for line in (plain, reversal, other_account)] == [1, 2, 3]
+
+
+def test_mt940_from_a_non_seekable_stream_ignores_a_column_profile():
+    stream = OneWayStream(sample_bytes("statement.mt940"))
+
+    statement = open_statement(stream, profile="generic_cn")  # type: ignore[arg-type]
+
+    assert statement.profile is None
+    assert len(list(statement.lines)) == 2
 
 
 def test_malformed_mt940_is_rejected():

@@ -61,9 +61,11 @@ def open_statement(
     """Open a statement for lazy reading.
 
     The format is sniffed from the content when `format` is None; for CSV/XLSX the bank
-    profile is detected from the header row when `profile` is None. Header problems raise
+    profile is detected from the header row when `profile` is None (MT940 and CAMT.053 have
+    no column profiles: `profile` is ignored for them). Header problems raise
     StatementParseError here; row problems raise it while iterating `lines`, with `line_no`.
     `filename` is only used in messages. The stream must stay open while `lines` is consumed.
+    When opening fails, a seekable stream is put back at its starting position.
     """
     if format is not None and format not in FORMATS:
         raise StatementParseError(
@@ -78,11 +80,17 @@ def open_statement(
         raise StatementParseError(
             f"文件{f'“{filename}”' if filename else ''}为空", code="empty_file"
         )
-    kind = format or detect_format(head, filename)
-    if kind in ("mt940", "camt053") and profile is not None:
-        raise StatementParseError(
-            f"{kind} 文件不使用银行列格式（profile），请去掉“{profile}”", code="unknown_profile"
-        )
+    try:
+        return _open(head, stream, start, format or detect_format(head, filename), profile)
+    except StatementParseError:
+        if start is not None:  # leave a seekable upload where it was, e.g. for re-sniffing
+            stream.seek(start)
+        raise
+
+
+def _open(
+    head: bytes, stream: BinaryIO, start: int | None, kind: str, profile: str | None
+) -> ParsedStatement:
     if kind == "csv":
         from .tabular import open_csv
 

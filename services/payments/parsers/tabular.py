@@ -166,6 +166,8 @@ def open_xlsx(
     try:
         workbook = load_workbook(seekable, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        if owned:
+            seekable.close()
         raise StatementParseError(
             "无法读取 XLSX 文件（文件损坏或不是 Excel 2007+ 格式）", code="bad_xlsx"
         ) from exc
@@ -182,6 +184,8 @@ def open_xlsx(
         profile, columns = resolve_profile(header, profile_name)
     except BaseException:
         workbook.close()
+        if owned:
+            seekable.close()
         raise
     converter = RowConverter(profile, columns)
 

@@ -48,9 +48,15 @@ def clean_text(value: object) -> str | None:
     leading tab) undone, numbers without a spurious `.0`; empty → None. Inner text is raw."""
     if value is None:
         return None
-    if isinstance(value, bool):
+    if type(value) is str:  # the CSV fast path
+        text = value.strip(_WS)
+        if not text:
+            return None
+        if text[0] not in "='":
+            return text
+    elif isinstance(value, bool):
         return str(value)
-    if isinstance(value, float):
+    elif isinstance(value, float):
         text = str(int(value)) if value.is_integer() else repr(value)
     elif isinstance(value, datetime | date | time):
         text = value.isoformat()
