@@ -132,6 +132,17 @@ def test_undecodable_bytes_are_rejected_in_chinese():
     assert "编码" in error.value.message
 
 
+def test_utf8_character_across_the_sniffed_head_is_still_utf8():
+    head = f"{GENERIC_HEADER}\n{valid_row('1.00', 'R1')}\n".encode()
+    filler = "x" * (65536 - len(head) - 1)  # the next row's "中" straddles byte 65,536
+    text = head.decode() + valid_row("2.00", "R2").replace("摘要", filler + "中") + "\n"
+
+    lines = parse(text.encode("utf-8"))
+
+    assert len(lines) == 2
+    assert lines[1].remark == filler + "中"
+
+
 DEBIT_CREDIT_EXPORT = """\
 本方账号,交易日期,交易时间,借方发生额(元),贷方发生额(元),对方户名,对方账号,对方行名,摘要,用途,流水号,起息日
 35000188110503337,20240401,101233,,"1,234.50",供销社测试A2中学,44050112345678901234,工行汕头分行,转账,f54yxn,HX0001,20240402
@@ -203,6 +214,17 @@ def test_unknown_header_is_rejected_in_chinese_listing_known_profiles():
     for name in PROFILES:
         assert name in error.value.message
     assert error.value.line_no is None
+
+
+def test_header_matching_several_profiles_is_ambiguous():
+    header = "收款账号,交易时间,贷方发生额,本方账号,交易日期,借方发生额"
+
+    with pytest.raises(StatementParseError) as error:
+        open_statement(io.BytesIO(header.encode("gbk") + b"\n"))
+
+    assert error.value.code == "ambiguous_profile"
+    assert "generic_cn" in error.value.message
+    assert "cn_debit_credit" in error.value.message
 
 
 def test_failed_open_leaves_a_seekable_upload_where_it_was():

@@ -71,26 +71,22 @@ def seekable_copy(head: bytes, stream: BinaryIO, start: int | None) -> BinaryIO:
     return spool  # type: ignore[return-value]
 
 
-def decode_error(
-    exc: UnicodeDecodeError, encoding: str, line_no: int | None
-) -> StatementParseError:
+def decode_error(encoding: str) -> StatementParseError:
+    """Text is decoded in blocks, so the failing line is not known precisely: no line number."""
     name = "UTF-8" if encoding.startswith("utf-8") else "GBK/GB18030"
     return StatementParseError(
         f"文件编码无法识别：按 {name} 解码失败，请导出为 UTF-8 或 GBK 编码的文件",
-        line_no=line_no,
         code="bad_encoding",
     )
 
 
 def iter_text_lines(text: io.TextIOWrapper, encoding: str) -> Iterator[str]:
-    """Lines of `text`; a decoding error becomes a StatementParseError with the line number."""
-    line_no = 0
+    """Lines of `text`; a decoding error becomes a StatementParseError."""
     while True:
         try:
             line = text.readline()
         except UnicodeDecodeError as exc:
-            raise decode_error(exc, encoding, line_no + 1) from exc
+            raise decode_error(encoding) from exc
         if not line:
             return
-        line_no += 1
         yield line

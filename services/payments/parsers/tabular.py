@@ -129,7 +129,7 @@ def open_csv(
         except StopIteration:
             return None
         except UnicodeDecodeError as exc:
-            raise decode_error(exc, encoding, None) from exc
+            raise decode_error(encoding) from exc
         except csv.Error as exc:
             raise StatementParseError(
                 f"CSV 格式错误（文件第 {reader.line_num} 行）：{exc}", code="bad_csv"
