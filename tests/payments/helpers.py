@@ -99,3 +99,44 @@ async def line_outcomes(session: AsyncSession) -> dict[str, tuple[str, str | Non
     )
     await session.commit()
     return {r.bank_ref: (r.outcome, r.reason, r.order_no) for r in rows}
+
+
+def bank_csv(rows: list[dict[str, str]]) -> bytes:
+    """A `generic_cn` CSV (UTF-8) of credit lines; each row gives `account`, `amount` and
+    optionally `ref`, `remark`, `payer_account`, `payer_name`, `channel`, `at`."""
+    from services.payments.parsers.generate import HEADER
+
+    out = [",".join(HEADER)]
+    for i, row in enumerate(rows, start=1):
+        cells = [
+            row.get("ref", f"T{i:08d}"),
+            row.get("at", f"2024-04-01 10:{i // 60 % 60:02d}:{i % 60:02d}"),
+            row["account"],
+            row.get("payer_name", "采购单位"),
+            row.get("payer_account", "6222020200001234567"),
+            row.get("payer_bank", "中国工商银行"),
+            row["amount"],
+            row.get("remark", ""),
+            row.get("channel", "online"),
+        ]
+        out.append(",".join(f'"{c}"' for c in cells))
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+async def import_rows(
+    client: httpx.AsyncClient, rows: list[dict[str, str]], name: str = "lines.csv"
+) -> dict[str, Any]:
+    response = await upload(client, name, bank_csv(rows))
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def outcome_of(session: AsyncSession, ref: str) -> tuple[str, str | None]:
+    row = (
+        await session.execute(
+            text("SELECT outcome, reason FROM bank_transactions WHERE bank_ref = :r"), {"r": ref}
+        )
+    ).one()
+    await session.commit()
+    return row.outcome, row.reason

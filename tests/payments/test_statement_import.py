@@ -1,0 +1,160 @@
+"""Statement import: idempotent (file twice, overlapping statements, a line twice in one file),
+classification of lines that are not ours, failures, and the command-line import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Role
+from shared.settings import get_settings
+from tests.conftest import auth
+from tests.factories import make_supplier
+from tests.payments.helpers import FIXTURES, bank_csv, import_rows, outcome_of, upload
+
+ACCOUNT = "35000188110599001"
+
+
+async def settlement_account(session: AsyncSession) -> None:
+    await make_supplier(session, settlement_account=ACCOUNT, other_accounts=("62220000000001",))
+    await session.commit()
+
+
+async def count_lines(session: AsyncSession) -> int:
+    n = (await session.execute(text("SELECT count(*) FROM bank_transactions"))).scalar_one()
+    await session.commit()
+    return int(n)
+
+
+async def test_the_same_file_twice_counts_once(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    rows = [{"ref": f"R{i}", "account": ACCOUNT, "amount": "10", "remark": "x"} for i in range(5)]
+    first = await import_rows(payments_client, rows)
+    second = await import_rows(payments_client, rows)
+    assert (first["lines_total"], first["lines_new"], first["lines_duplicate"]) == (5, 5, 0)
+    assert (second["lines_total"], second["lines_new"], second["lines_duplicate"]) == (5, 0, 5)
+    assert await count_lines(session) == 5
+
+
+async def test_overlapping_statements_store_the_shared_lines_once(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    rows = [{"ref": f"R{i}", "account": ACCOUNT, "amount": "10"} for i in range(6)]
+    await import_rows(payments_client, rows[:4])
+    second = await import_rows(payments_client, rows[2:])
+    assert (second["lines_new"], second["lines_duplicate"]) == (2, 2)
+    assert await count_lines(session) == 6
+
+
+async def test_lines_without_bank_reference_are_kept_apart_by_occurrence(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    """Two identical reference-less lines in one file are two payments; the file again adds
+    nothing."""
+    await settlement_account(session)
+    line = {
+        "ref": "",
+        "account": ACCOUNT,
+        "amount": "10",
+        "remark": "货款",
+        "at": "2024-04-01 09:00:00",
+    }
+    first = await import_rows(payments_client, [line, line])
+    again = await import_rows(payments_client, [line, line])
+    assert (first["lines_new"], first["lines_duplicate"]) == (2, 0)
+    assert (again["lines_new"], again["lines_duplicate"]) == (0, 2)
+
+
+async def test_credits_to_unknown_or_non_settlement_accounts_are_recorded_as_ignored(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    body = await import_rows(
+        payments_client,
+        [
+            {"ref": "MINE", "account": ACCOUNT, "amount": "10"},
+            {"ref": "OTHER", "account": "62220000000001", "amount": "10", "remark": "fa4xy2"},
+            {"ref": "UNKNOWN", "account": "99999999999", "amount": "10"},
+        ],
+    )
+    assert (body["lines_new"], body["lines_ignored"]) == (3, 2)
+    assert await outcome_of(session, "MINE") == ("pending", None)
+    assert await outcome_of(session, "OTHER") == ("ignored", "not_settlement_account")
+    assert await outcome_of(session, "UNKNOWN") == ("ignored", "not_settlement_account")
+
+
+async def test_a_broken_row_fails_the_statement_keeps_earlier_lines_and_reimport_is_safe(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    good = [{"ref": f"R{i}", "account": ACCOUNT, "amount": "10"} for i in range(3)]
+    broken = [*good[:2], {"ref": "BAD", "account": ACCOUNT, "amount": "十元"}, good[2]]
+    response = await upload(payments_client, "broken.csv", bank_csv(broken))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["detail"]  # the parser's Chinese message
+    status = await payments_client.get(
+        f"/api/v1/statements/{problem['statement_id']}", headers=auth(Role.IMPORTER)
+    )
+    assert status.json()["status"] == "failed"
+    assert await count_lines(session) == 2
+
+    fixed = await import_rows(payments_client, good)
+    assert (fixed["lines_new"], fixed["lines_duplicate"]) == (1, 2)
+
+
+async def test_an_unreadable_file_is_a_422_and_a_failed_statement(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    response = await upload(payments_client, "empty.csv", b"")
+    assert response.status_code == 422
+    statement_id = response.json()["statement_id"]
+    status = await payments_client.get(f"/api/v1/statements/{statement_id}", headers=auth(Role.OPS))
+    assert status.json()["status"] == "failed"
+
+
+async def test_only_the_importer_may_upload_statements(payments_client: httpx.AsyncClient) -> None:
+    response = await payments_client.post(
+        "/api/v1/statements",
+        files={"file": ("a.csv", b"x")},
+        headers=auth(Role.PLATFORM),
+    )
+    assert response.status_code == 403
+
+
+async def test_the_import_command_imports_a_file(session: AsyncSession) -> None:
+    await settlement_account(session)
+    env = {
+        **os.environ,
+        "DATABASE_URL": get_settings().database_url,
+        "REDIS_URL": get_settings().redis_url,
+    }
+    for _ in range(2):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.payments.statements",
+                "import",
+                str(FIXTURES / "statement_bank_export.csv"),
+                "--no-enqueue",
+            ],
+            capture_output=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    assert summary["format"] == "csv" and summary["profile"] == "generic_cn"
+    assert (summary["lines_total"], summary["lines_new"], summary["lines_duplicate"]) == (11, 0, 11)
