@@ -11,6 +11,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import (
+    CanteenType,
+    Filing,
+    FilingEvent,
+    FilingStatus,
+    FilingVersion,
     Order,
     OrderStatus,
     OrgUnit,
@@ -174,3 +179,103 @@ async def make_order(
 
 async def get_unit(session: AsyncSession, unit_id: int) -> OrgUnit:
     return (await session.execute(select(OrgUnit).where(OrgUnit.id == unit_id))).scalar_one()
+
+
+async def make_submitted_filing(
+    session: AsyncSession,
+    unit: OrgUnit,
+    year: int = 2024,
+    *,
+    canteen_total: str = "1000000",
+    canteen_ratio: str = "30",
+    union_total: str | None = "200000",
+    union_ratio: str | None = "20",
+    status: FilingStatus = FilingStatus.SUBMITTED,
+    flags: tuple[str, ...] = (),
+    contact_mobile: str = "13812345678",
+) -> Filing:
+    """A submitted `own`-canteen filing with its version 1 snapshot and `submitted` event, as the
+    filing service would leave it (for confirmation/aggregation tests)."""
+    from shared.money import format_amount, percent_of
+
+    total, ratio = Decimal(canteen_total), Decimal(canteen_ratio)
+    has_union = union_total is not None and union_ratio is not None
+    u_total = Decimal(union_total) if has_union and union_total is not None else None
+    u_ratio = Decimal(union_ratio) if has_union and union_ratio is not None else None
+    now = datetime.now(UTC)
+    filing = Filing(
+        unit_id=unit.id,
+        year=year,
+        status=status,
+        canteen_status=status,
+        union_status=status,
+        canteen_type=CanteenType.OWN,
+        canteen_total=total,
+        canteen_ratio=ratio,
+        reserved_amount=percent_of(total, ratio),
+        union_has_need=has_union,
+        union_total=u_total,
+        union_ratio=u_ratio,
+        union_expected_amount=percent_of(u_total, u_ratio) if u_total and u_ratio else None,
+        union_remark=None if has_union else "无工会采购需求",
+        contact_name="张三",
+        contact_mobile=contact_mobile,
+        flags=list(flags),
+        version=1,
+        submitted_at=now,
+        submitted_by=f"unit:{unit.id}",
+    )
+    session.add(filing)
+    await session.flush()
+
+    def fmt(value: Decimal | None) -> str | None:
+        return None if value is None else format_amount(value)
+
+    snapshot = {
+        "canteen_type": "own",
+        "shared_filled_by": None,
+        "representative_unit_id": None,
+        "shared_unit_ids": [],
+        "contractor_name": None,
+        "canteen_total": fmt(filing.canteen_total),
+        "canteen_ratio": fmt(filing.canteen_ratio),
+        "remark": None,
+        "reserved_amount": fmt(filing.reserved_amount),
+        "union_has_need": has_union,
+        "union_total": fmt(u_total),
+        "union_ratio": fmt(u_ratio),
+        "union_remark": filing.union_remark,
+        "union_expected_amount": fmt(filing.union_expected_amount),
+        "contact_name": "张三",
+        "contact_mobile": contact_mobile,
+        "contact_landline": None,
+        "union_contact_name": None,
+        "union_contact_mobile": None,
+        "union_contact_landline": None,
+        "justification": None,
+        "flags": list(flags),
+        "unit_name": unit.name,
+        "year": year,
+    }
+    session.add(
+        FilingVersion(
+            filing_id=filing.id,
+            version_no=1,
+            snapshot=snapshot,
+            submitted_by=f"unit:{unit.id}",
+            submitted_at=now,
+        )
+    )
+    session.add(
+        FilingEvent(
+            filing_id=filing.id,
+            action="submitted",
+            from_status="draft",
+            to_status=FilingStatus.SUBMITTED.value,
+            actor_sub=f"unit:{unit.id}",
+            actor_role="unit",
+            actor_unit_id=unit.id,
+        )
+    )
+    await session.flush()
+    return filing

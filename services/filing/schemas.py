@@ -302,7 +302,9 @@ class FilingOut(BaseModel):
     status: str
     status_label: str
     canteen_status: str
+    canteen_status_label: str = Field(description="本单位食堂食材填报状态")
     union_status: str
+    union_status_label: str = Field(description="本单位工会采购填报状态")
     canteen_type: CanteenType
     shared_filled_by: SharedFilledBy | None
     representative_unit_id: int | None

@@ -534,6 +534,7 @@ async def submit(session: AsyncSession, principal: Principal, year: int, data: S
                 "代表单位已合并或撤销，请修改草稿重新选择",
                 code="representative_inactive",
             )
+        filing.remark = shared_other_remark(rep.name)  # the representative may have been renamed
         if not await repo.has_submitted_filing(session, rep.id, year):
             flags.append(Flag.REPRESENTATIVE_NOT_FILED)
 

@@ -7,7 +7,7 @@ from datetime import date
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import make_policy, make_unit
+from tests.factories import make_policy, make_submitted_filing, make_unit
 from tests.filing.helpers import make_tree, own_body, save_and_submit
 
 
@@ -91,3 +91,16 @@ async def test_contact_mobile_shared_inside_one_department_not_flagged(
     assert response.json()["flags"] == []
     stranger = await save_and_submit(filing_client, tree.stranger, own_body())
     assert stranger.json()["flags"] == ["shared_contact_mobile"]
+
+
+async def test_sharp_change_compares_with_last_years_submitted_version(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    await make_submitted_filing(
+        session, tree.unit, 2023, canteen_total="100000", canteen_ratio="30"
+    )
+    await session.commit()
+    response = await save_and_submit(filing_client, tree.unit, own_body("1000000", "30"))
+    assert response.json()["flags"] == ["sharp_change_total"]
+    assert response.json()["previous_year"]["canteen_total"] == "100000.00"

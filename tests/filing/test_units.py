@@ -264,3 +264,32 @@ async def test_merged_unit_filings_stay_attributable(
         headers=auth("finance", tree.finance.id),
     )
     assert again.status_code == 409
+
+
+async def test_shared_other_remark_follows_the_representatives_current_name(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    body = own_body(
+        canteen_type="shared",
+        shared_filled_by="other",
+        representative_unit_id=tree.sibling.id,
+        canteen_total=None,
+        canteen_ratio=None,
+    )
+    draft = await filing_client.put(
+        "/api/v1/filings/2024/mine", json=body, headers=auth("unit", tree.unit.id)
+    )
+    assert draft.json()["remark"] == "共用广东省第二中学食堂"
+    await filing_client.patch(
+        f"/api/v1/units/{tree.sibling.id}",
+        json={"name": "广东二中", "reason": "更名"},
+        headers=auth("ops"),
+    )
+    submitted = await filing_client.post(
+        "/api/v1/filings/2024/mine/submit",
+        json={"declaration": True},
+        headers=auth("unit", tree.unit.id),
+    )
+    assert submitted.json()["remark"] == "共用广东二中食堂"
+    assert submitted.json()["canteen_status_label"] == "待上级预算单位确认"
