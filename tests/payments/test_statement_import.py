@@ -3,6 +3,7 @@ classification of lines that are not ours, failures, and the command-line import
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -140,7 +141,8 @@ async def test_the_import_command_imports_a_file(session: AsyncSession) -> None:
         "REDIS_URL": get_settings().redis_url,
     }
     for _ in range(2):
-        result = subprocess.run(
+        result = await asyncio.to_thread(
+            subprocess.run,
             [
                 sys.executable,
                 "-m",
