@@ -22,7 +22,7 @@ from services.filing.org_service import load_unit, set_unit_contacts
 from services.filing.schemas import FilingDraftIn, SubmitIn
 from shared import audit
 from shared.auth import Principal, Role, unit_in_scope
-from shared.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.models import (
     CanteenType,
     Filing,
@@ -474,11 +474,10 @@ async def _check_deadline(session: AsyncSession, filing: Filing, policy: Effecti
         return
     if await repo.open_reopening(session, filing.unit_id, filing.year, today) is not None:
         return
-    raise DomainError(
+    raise Conflict(
         f"{filing.year}年度预留份额填报已于{deadline.isoformat()}截止，不能再提交；"
         "如需补报，请联系同级财政部门开通补报",
         code="filing_deadline_passed",
-        status=409,
         extra={"deadline": deadline.isoformat()},
     )
 
