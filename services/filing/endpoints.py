@@ -114,8 +114,8 @@ async def unit_history(
     for c in await repo.list_unit_changes(session, unit_id):
         old, new = c.old_value, c.new_value
         if masked:
-            old = presenter._mask_changes(old)
-            new = presenter._mask_changes(new)
+            old = presenter.mask_changes(old)
+            new = presenter.mask_changes(new)
         out.append(
             UnitChangeOut(
                 kind=c.kind.value,

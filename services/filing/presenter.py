@@ -111,7 +111,7 @@ async def present_filing(session: AsyncSession, filing: Filing, *, masked: bool)
     )
 
 
-def _mask_changes(changes: dict[str, Any] | None) -> dict[str, Any] | None:
+def mask_changes(changes: dict[str, Any] | None) -> dict[str, Any] | None:
     if not changes:
         return changes
     out: dict[str, Any] = {}
@@ -135,7 +135,7 @@ def event_out(event: FilingEvent, *, masked: bool) -> FilingEventOut:
         actor_unit_id=event.actor_unit_id,
         at=event.at,
         reason=event.reason,
-        changes=_mask_changes(event.changes) if masked else event.changes,
+        changes=mask_changes(event.changes) if masked else event.changes,
     )
 
 

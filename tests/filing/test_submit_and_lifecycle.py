@@ -436,3 +436,28 @@ async def test_service_functions_drive_the_lifecycle(
     mine = await filing_client.get("/api/v1/filings/2024/mine", headers=auth("unit", tree.unit.id))
     assert mine.json()["status"] == "confirmed"
     assert mine.json()["reserved_amount"] == "400000.00"
+
+
+async def test_concurrent_first_drafts_never_fail_with_a_server_error(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    results = await asyncio.gather(*(save(filing_client, tree.unit, own_body()) for _ in range(4)))
+    codes = sorted(r.status_code for r in results)
+    assert codes[0] == 200 and set(codes) <= {200, 409}, [r.text for r in results]
+    for r in results:
+        if r.status_code == 409:
+            assert r.json()["code"] == "concurrent_update"
+
+
+async def test_concurrent_submits_with_one_idempotency_key_both_get_the_answer(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    await save(filing_client, tree.unit, own_body())
+    key = {"Idempotency-Key": "retry-1"}
+    first, second = await asyncio.gather(
+        submit(filing_client, tree.unit, headers=key), submit(filing_client, tree.unit, headers=key)
+    )
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
