@@ -33,7 +33,7 @@ from shared import idempotency
 from shared.auth import CurrentPrincipal, Principal, Role, ensure_unit_in_scope, require_roles
 from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
-from shared.models import Filing
+from shared.models import Filing, UnitKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.policy import effective_policy
 
@@ -332,7 +332,7 @@ async def reopen(
     """补报: a finance department (for a unit of its scope) or ops reopens filing after the
     deadline, until `open_until` (inclusive)."""
     unit = await org_service.visible_unit(session, principal, unit_id)
-    if unit.kind.value != "budget_unit":
+    if unit.kind != UnitKind.BUDGET_UNIT:
         raise ValidationFailed.at(
             ["path", "unit_id"], "只能为预算单位开通补报", code="not_a_budget_unit"
         )

@@ -35,7 +35,7 @@ CONTACT_FIELDS = (
 
 
 def unit_out(unit: OrgUnit, *, masked: bool) -> UnitOut:
-    """A unit as shown to `principal`; mobiles are masked for anyone but the unit itself."""
+    """A unit as shown; `masked` hides mobiles (anyone but the unit itself sees them masked)."""
 
     def mobile(value: str | None) -> str | None:
         return mask_mobile(value) if masked else value
@@ -291,8 +291,6 @@ async def put_policy(
 ) -> Policy:
     """Set fields of one (year, region) row: ops anywhere, a finance department for its region
     and the regions under it."""
-    if not 2000 <= year <= 2100:
-        raise ValidationFailed.at(["path", "year"], "年度须在2000到2100之间", code="year_invalid")
     chain = await region_chain(session, region_code)
     if principal.role == Role.FINANCE:
         me = await load_unit(session, principal.require_unit_id())

@@ -18,7 +18,6 @@ from shared.models import (
     FilingEvent,
     FilingReopening,
     FilingSharedUnit,
-    FilingStatus,
     FilingVersion,
     OrgUnit,
     OrgUnitChange,
@@ -259,12 +258,7 @@ async def replace_shared_units(
 
 async def has_submitted_filing(session: AsyncSession, unit_id: int, year: int) -> bool:
     stmt = select(
-        exists().where(
-            Filing.unit_id == unit_id,
-            Filing.year == year,
-            Filing.version > 0,
-            Filing.status != FilingStatus.DRAFT,
-        )
+        exists().where(Filing.unit_id == unit_id, Filing.year == year, Filing.version > 0)
     )
     return bool(await session.scalar(stmt))
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.filing import clock
 from services.filing import repository as repo
-from services.filing.org_service import load_unit, set_unit_contacts
+from services.filing.org_service import CONTACT_FIELDS, load_unit, set_unit_contacts
 from services.filing.schemas import FilingDraftIn, SubmitIn
 from shared import audit
 from shared.auth import Principal, Role, unit_in_scope
@@ -88,14 +88,6 @@ CANTEEN_FIELDS = (
     "remark",
 )
 UNION_FIELDS = ("union_has_need", "union_total", "union_ratio", "union_remark")
-CONTACT_FIELDS = (
-    "contact_name",
-    "contact_mobile",
-    "contact_landline",
-    "union_contact_name",
-    "union_contact_mobile",
-    "union_contact_landline",
-)
 
 
 def shared_other_remark(representative_name: str) -> str:
@@ -331,11 +323,6 @@ async def _my_active_unit(session: AsyncSession, principal: Principal) -> OrgUni
     return unit
 
 
-def _check_year(year: int) -> None:
-    if not 2000 <= year <= 2100:
-        raise ValidationFailed.at(["path", "year"], "年度须在2000到2100之间", code="year_invalid")
-
-
 def _snapshot_values(filing: Filing, shared_ids: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in (*CANTEEN_FIELDS, "reserved_amount", *UNION_FIELDS, "union_expected_amount"):
@@ -377,7 +364,6 @@ async def save_draft(
     session: AsyncSession, principal: Principal, year: int, data: FilingDraftIn
 ) -> Filing:
     """Create or replace this unit's draft of `year` (only while draft or returned)."""
-    _check_year(year)
     unit = await _my_active_unit(session, principal)
     policy = await effective_policy(session, year, unit.region_code)
     draft = await _check_draft(session, unit, data, policy)
@@ -483,7 +469,6 @@ async def _check_deadline(session: AsyncSession, filing: Filing, policy: Effecti
 
 
 async def submit(session: AsyncSession, principal: Principal, year: int, data: SubmitIn) -> Filing:
-    _check_year(year)
     unit = await _my_active_unit(session, principal)
     found = await repo.get_filing(session, unit.id, year)
     if found is None:
@@ -723,7 +708,6 @@ async def reopen(
     reason: str,
 ) -> FilingReopening:
     """补报: a finance department lets one unit submit after the deadline until `open_until`."""
-    _check_year(year)
     if open_until < clock.today():
         raise ValidationFailed.at(
             ["body", "open_until"], "补报截止日期不能早于今天", code="open_until_in_past"
