@@ -34,6 +34,6 @@ def decode_cursor(cursor: str | None) -> int | None:
         value = int(raw)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed.at(["query", "cursor"], "分页游标无效") from exc
-    if value < 0:
+    if not 0 <= value <= 2**63 - 1:  # a BIGINT id: larger numbers would fail in the database
         raise ValidationFailed.at(["query", "cursor"], "分页游标无效")
     return value

@@ -293,3 +293,17 @@ async def test_shared_other_remark_follows_the_representatives_current_name(
     )
     assert submitted.json()["remark"] == "共用广东二中食堂"
     assert submitted.json()["canteen_status_label"] == "待上级预算单位确认"
+
+
+async def test_forged_cursor_is_a_422(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    import base64
+
+    parent = await make_unit(session)
+    await session.commit()
+    cursor = base64.urlsafe_b64encode(b"9" * 30).decode().rstrip("=")
+    response = await filing_client.get(
+        f"/api/v1/units/{parent.id}/children?cursor={cursor}", headers=auth("unit", parent.id)
+    )
+    assert response.status_code == 422
