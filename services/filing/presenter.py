@@ -14,6 +14,7 @@ from services.filing.schemas import (
     FiguresOut,
     FilingEventOut,
     FilingOut,
+    FilingPolicyOut,
     FilingVersionOut,
     FlagOut,
     UnionOut,
@@ -21,6 +22,7 @@ from services.filing.schemas import (
 from services.filing.service import FLAG_TEXT, STATUS_LABELS
 from shared.masking import mask_mobile
 from shared.models import Filing, FilingEvent, FilingVersion
+from shared.policy import PolicyMissing, effective_policy
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -58,6 +60,7 @@ async def present_filing(session: AsyncSession, filing: Filing, *, masked: bool)
     rep = units.get(filing.representative_unit_id) if filing.representative_unit_id else None
     previous = await repo.latest_version_of(session, filing.unit_id, filing.year - 1)
     filed = await repo.latest_version(session, filing.id)
+    policy = await _policy_for(session, filing, units[filing.unit_id].region_code)
     union_contact = None
     if filing.union_contact_name or filing.union_contact_mobile:
         union_contact = ContactOut(
@@ -108,6 +111,22 @@ async def present_filing(session: AsyncSession, filing: Filing, *, masked: bool)
         submitted_by=filing.submitted_by,
         previous_year=figures(previous, filing.year - 1),
         filed=figures(filed, filing.year),
+        policy=policy,
+    )
+
+
+async def _policy_for(
+    session: AsyncSession, filing: Filing, region_code: str
+) -> FilingPolicyOut | None:
+    try:
+        p = await effective_policy(session, filing.year, region_code)
+    except PolicyMissing:
+        return None
+    return FilingPolicyOut(
+        national_floor=p.national_floor,
+        encouraged_ratio=p.encouraged_ratio,
+        soft_floor=p.soft_floor,
+        filing_deadline=p.filing_deadline,
     )
 
 

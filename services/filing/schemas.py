@@ -289,6 +289,15 @@ class FiguresOut(BaseModel):
     submitted_at: datetime | None
 
 
+class FilingPolicyOut(BaseModel):
+    """The effective policy of the filing's year and the unit's region (for the form)."""
+
+    national_floor: MoneyOut | None
+    encouraged_ratio: MoneyOut | None
+    soft_floor: MoneyOut | None
+    filing_deadline: date | None
+
+
 class FlagOut(BaseModel):
     code: str
     detail: str
@@ -329,6 +338,7 @@ class FilingOut(BaseModel):
     filed: FiguresOut | None = Field(
         description="the figures of the latest submitted version (null before the first submit)"
     )
+    policy: FilingPolicyOut | None
 
 
 class FilingEventOut(BaseModel):

@@ -157,3 +157,18 @@ async def test_policy_change_applies_to_filings_of_that_year(
     response = await save(filing_client, tree.unit, own_body(ratio="15"))
     assert response.status_code == 422
     assert "20.00%" in response.json()["detail"]
+
+
+async def test_filing_shows_the_policy_that_applies_to_it(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    from tests.filing.helpers import make_tree, own_body, save
+
+    tree = await make_tree(session)
+    policy = (await save(filing_client, tree.unit, own_body())).json()["policy"]
+    assert policy == {
+        "national_floor": "10.00",
+        "encouraged_ratio": "15.00",
+        "soft_floor": "30.00",
+        "filing_deadline": "2024-02-20",
+    }

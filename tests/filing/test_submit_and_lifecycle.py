@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.filing import service
+from services.filing.app import create_app
 from shared.auth import Principal, Role
 from shared.db import get_sessionmaker
 from shared.models import AuditLog, FilingVersion
@@ -345,9 +346,14 @@ async def test_two_concurrent_submits_exactly_one_wins(
 ) -> None:
     tree = await make_tree(session)
     await save(filing_client, tree.unit, own_body())
-    results = await asyncio.gather(
-        submit(filing_client, tree.unit), submit(filing_client, tree.unit)
-    )
+    # a second client (its own connection and database session per request), both at once
+    app = create_app()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://filing-2.test"
+    ) as other_client:
+        results = await asyncio.gather(
+            submit(filing_client, tree.unit), submit(other_client, tree.unit)
+        )
     assert sorted(r.status_code for r in results) == [200, 409]
     loser = next(r for r in results if r.status_code == 409)
     assert loser.json()["code"] in {"concurrent_update", "filing_already_submitted"}
