@@ -554,7 +554,7 @@ async def list_review_cases(
         stmt = stmt.where(ReviewCase.status == status)
     if after_id is not None:
         stmt = stmt.where(ReviewCase.id > after_id)
-    return [(case, tx) for case, tx in (await session.execute(stmt)).tuples()]
+    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
 
 
 async def unit_exists(session: AsyncSession, unit_id: int) -> bool:

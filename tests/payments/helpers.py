@@ -140,3 +140,29 @@ async def outcome_of(session: AsyncSession, ref: str) -> tuple[str, str | None]:
     ).one()
     await session.commit()
     return row.outcome, row.reason
+
+
+async def store_rows(rows: list[dict[str, str]]) -> None:
+    """Import through the importer itself, without enqueuing matching (no worker involved)."""
+    import io
+
+    from services.payments.importer import import_statement
+
+    await import_statement(io.BytesIO(bank_csv(rows)), filename="lines.csv", actor_sub="test")
+
+
+async def settle(session: AsyncSession) -> None:
+    """Match every pending line in this process; lines a live Celery worker (the end-to-end test's)
+    holds are waited for (`FOR UPDATE` without SKIP LOCKED blocks until its batch commits)."""
+    from services.payments import matching
+
+    while True:
+        await matching.match_pending()
+        still = (
+            await session.execute(
+                text("SELECT id FROM bank_transactions WHERE outcome = 'pending' FOR UPDATE")
+            )
+        ).all()
+        await session.commit()
+        if not still:
+            return

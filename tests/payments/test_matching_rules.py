@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.payments import matching
 from shared.models import Order, OrderStatus
 from tests.factories import make_order, make_supplier, make_unit
-from tests.payments.helpers import import_rows, outcome_of
+from tests.payments.helpers import outcome_of, store_rows
 
 ACCOUNT = "35000188110599001"
 OTHER_SETTLEMENT = "35000188110599002"
@@ -36,7 +36,7 @@ async def order(session: AsyncSession) -> Order:
 
 
 async def run(client: httpx.AsyncClient, rows: list[dict[str, str]]) -> None:
-    await import_rows(client, rows)
+    await store_rows(rows)
     await matching.match_pending()
 
 

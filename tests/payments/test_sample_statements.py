@@ -8,10 +8,9 @@ from decimal import Decimal
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.payments import matching
 from shared.auth import Role
 from tests.conftest import auth
-from tests.payments.helpers import import_fixture, line_outcomes, load_sample_orders
+from tests.payments.helpers import import_fixture, line_outcomes, load_sample_orders, settle
 
 EXPECTED_LINES = {
     "2024040110000001": ("matched", None, "XD231204112700000006"),
@@ -43,11 +42,11 @@ async def test_sample_statements_give_the_expected_outcomes(
     await load_sample_orders(session, payments_client)
 
     csv = await import_fixture(payments_client, "statement_bank_export.csv")
-    await matching.match_pending()
+    await settle(session)
     mt940 = await import_fixture(payments_client, "statement.mt940")
     camt = await import_fixture(payments_client, "statement_camt053.xml")
     csv_again = await import_fixture(payments_client, "statement_bank_export.csv")
-    await matching.match_pending()
+    await settle(session)
 
     # the last CSV line repeats the first one: counted once
     assert (csv["lines_total"], csv["lines_new"], csv["lines_duplicate"]) == (11, 10, 1)

@@ -1,0 +1,236 @@
+"""Suppliers and orders from the trading platform: masked accounts, generated or migrated payment
+codes, idempotency on the order number, cancelling, and who may read an order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payments import codes
+from shared.auth import Role
+from tests.conftest import auth
+from tests.factories import make_unit
+
+PLATFORM = auth(Role.PLATFORM)
+
+
+async def new_supplier(client: httpx.AsyncClient, account_no: str = "10019988776657931") -> int:
+    response = await client.post(
+        "/api/v1/suppliers",
+        json={
+            "name": "行唐县李先森农产品店",
+            "accounts": [
+                {
+                    "holder_name": "行唐县李先森农产品店",
+                    "account_no": account_no,
+                    "bank_name": "中国光大银行",
+                    "is_settlement": True,
+                },
+                {
+                    "holder_name": "李先森",
+                    "account_no": "62220000000002",
+                    "bank_name": "中国工商银行",
+                    "is_settlement": False,
+                },
+            ],
+        },
+        headers=PLATFORM,
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def order_body(unit_id: int, supplier_id: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "order_no": "XD240402101000000333",
+        "buyer_unit_id": unit_id,
+        "supplier_id": supplier_id,
+        "amount": "36000",
+        "placed_at": "2024-04-02T10:10:00+08:00",
+        "region_code": None,
+        "origin_county": "巴马瑶族自治县",
+        **extra,
+    }
+
+
+async def test_supplier_accounts_are_shown_masked(payments_client: httpx.AsyncClient) -> None:
+    supplier_id = await new_supplier(payments_client)
+    response = await payments_client.get(f"/api/v1/suppliers/{supplier_id}", headers=PLATFORM)
+    accounts = response.json()["accounts"]
+    assert accounts[0]["account_no"] == "1001 **** * 7931"
+    assert accounts[0]["is_settlement"] is True
+    assert "李先森农产品店" not in accounts[0]["holder_name"]
+
+
+async def test_a_supplier_has_at_most_one_settlement_account(
+    payments_client: httpx.AsyncClient,
+) -> None:
+    account = {"holder_name": "甲", "bank_name": "乙", "is_settlement": True}
+    response = await payments_client.post(
+        "/api/v1/suppliers",
+        json={
+            "name": "甲",
+            "accounts": [
+                {**account, "account_no": "1111222233334444"},
+                {**account, "account_no": "1111222233335555"},
+            ],
+        },
+        headers=PLATFORM,
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "several_settlement_accounts"
+
+
+async def test_an_account_number_belongs_to_one_supplier(
+    payments_client: httpx.AsyncClient,
+) -> None:
+    await new_supplier(payments_client)
+    response = await payments_client.post(
+        "/api/v1/suppliers",
+        json={
+            "name": "乙",
+            "accounts": [
+                {"holder_name": "乙", "bank_name": "乙", "account_no": "10019988776657931"}
+            ],
+        },
+        headers=PLATFORM,
+    )
+    assert response.status_code == 409
+
+
+async def test_a_new_order_gets_a_checked_payment_code_and_the_settlement_account(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    response = await payments_client.post(
+        "/api/v1/orders", json=order_body(unit.id, supplier_id), headers=PLATFORM
+    )
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert codes.is_valid(order["payment_code"])
+    assert (order["status"], order["amount"], order["paid_amount"]) == (
+        "pending_payment",
+        "36000.00",
+        "0.00",
+    )
+    assert order["outstanding_amount"] == "36000.00"
+    assert order["settlement_account"]["account_no"] == "1001 **** * 7931"
+
+
+async def test_the_same_order_number_again_is_the_same_order_unless_it_differs(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    body = order_body(unit.id, supplier_id)
+    first = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
+    again = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
+    assert again.status_code == 200
+    assert again.json()["payment_code"] == first.json()["payment_code"]
+    changed = await payments_client.post(
+        "/api/v1/orders", json={**body, "amount": "36001"}, headers=PLATFORM
+    )
+    assert changed.status_code == 409
+    assert changed.json()["code"] == "order_no_conflict"
+
+
+async def test_migrated_orders_keep_their_code_which_must_be_free_among_open_orders(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    first = await payments_client.post(
+        "/api/v1/orders",
+        json=order_body(unit.id, supplier_id, payment_code="R8T3WD"),
+        headers=PLATFORM,
+    )
+    assert first.json()["payment_code"] == "r8t3wd"
+    clash = await payments_client.post(
+        "/api/v1/orders",
+        json=order_body(unit.id, supplier_id, order_no="XD2", payment_code="r8t3wd"),
+        headers=PLATFORM,
+    )
+    assert clash.status_code == 409
+    assert clash.json()["code"] == "payment_code_in_use"
+    bad = await payments_client.post(
+        "/api/v1/orders",
+        json=order_body(unit.id, supplier_id, order_no="XD3", payment_code="r8t3"),
+        headers=PLATFORM,
+    )
+    assert bad.status_code == 422
+    # once the first order is cancelled, its code is free again
+    await payments_client.post("/api/v1/orders/XD240402101000000333/cancel", headers=PLATFORM)
+    reuse = await payments_client.post(
+        "/api/v1/orders",
+        json=order_body(unit.id, supplier_id, order_no="XD2", payment_code="r8t3wd"),
+        headers=PLATFORM,
+    )
+    assert reuse.status_code == 201
+
+
+async def test_a_supplier_without_settlement_account_cannot_take_orders(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    response = await payments_client.post(
+        "/api/v1/suppliers",
+        json={
+            "name": "丙",
+            "accounts": [{"holder_name": "丙", "bank_name": "丙", "account_no": "62220000000009"}],
+        },
+        headers=PLATFORM,
+    )
+    order = await payments_client.post(
+        "/api/v1/orders", json=order_body(unit.id, response.json()["id"]), headers=PLATFORM
+    )
+    assert order.status_code == 422
+    assert order.json()["code"] == "no_settlement_account"
+
+
+async def test_cancelling_is_allowed_while_nothing_is_paid(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    await payments_client.post(
+        "/api/v1/orders", json=order_body(unit.id, supplier_id), headers=PLATFORM
+    )
+    response = await payments_client.post(
+        "/api/v1/orders/XD240402101000000333/cancel",
+        json={"reason": "买方取消"},
+        headers=PLATFORM,
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    detail = await payments_client.get(
+        "/api/v1/orders/XD240402101000000333", headers=auth(Role.OPS)
+    )
+    assert [e["to_status"] for e in detail.json()["timeline"]] == ["pending_payment", "cancelled"]
+
+
+async def test_the_buyer_unit_reads_its_own_order_and_no_other_unit_does(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    buyer = await make_unit(session)
+    stranger = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    await payments_client.post(
+        "/api/v1/orders", json=order_body(buyer.id, supplier_id), headers=PLATFORM
+    )
+    own = await payments_client.get(
+        "/api/v1/orders/XD240402101000000333", headers=auth(Role.UNIT, buyer.id)
+    )
+    other = await payments_client.get(
+        "/api/v1/orders/XD240402101000000333", headers=auth(Role.UNIT, stranger.id)
+    )
+    assert own.status_code == 200
+    assert other.status_code == 404

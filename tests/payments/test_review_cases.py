@@ -1,0 +1,127 @@
+"""Operations staff list review cases by reason and resolve them: allocate (same rules and
+allocation path as the matcher) or reject; every resolution is audited, and only once."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Role
+from tests.conftest import auth
+from tests.payments.helpers import import_fixture, load_sample_orders, settle
+
+OPS = auth(Role.OPS, sub="ops:wang")
+
+
+async def sample_cases(session: AsyncSession, client: httpx.AsyncClient) -> dict[str, int]:
+    await load_sample_orders(session, client)
+    await import_fixture(client, "statement_bank_export.csv")
+    await settle(session)
+    rows = await session.execute(text("SELECT reason, id FROM review_cases"))
+    await session.commit()
+    return {r.reason: r.id for r in rows}
+
+
+async def test_review_cases_are_listed_by_reason_with_masked_accounts(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await sample_cases(session, payments_client)
+    everything = await payments_client.get("/api/v1/review-cases", headers=OPS)
+    assert len(everything.json()["items"]) == 4
+    response = await payments_client.get(
+        "/api/v1/review-cases",
+        params={"reason": "code_suggestion", "status": "open"},
+        headers=OPS,
+    )
+    (case,) = response.json()["items"]
+    assert case["suggested_order_no"] == "XD240420140000000555"
+    assert case["account_no"] == "3500 **** * 5791"
+    assert case["payer_account"] == "4406 **** * 4321"
+    page = await payments_client.get("/api/v1/review-cases", params={"limit": 3}, headers=OPS)
+    rest = await payments_client.get(
+        "/api/v1/review-cases", params={"cursor": page.json()["next_cursor"]}, headers=OPS
+    )
+    assert len(page.json()["items"]) == 3 and len(rest.json()["items"]) == 1
+
+
+async def test_allocating_a_suggestion_pays_the_order_and_is_audited(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    cases = await sample_cases(session, payments_client)
+    response = await payments_client.post(
+        f"/api/v1/review-cases/{cases['code_suggestion']}/resolve",
+        json={
+            "action": "allocate",
+            "order_no": "XD240420140000000555",
+            "note": "与买方核实：识别码末位误写",
+        },
+        headers=OPS,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "allocated"
+    order = (await payments_client.get("/api/v1/orders/XD240420140000000555", headers=OPS)).json()
+    assert (order["status"], order["paid_amount"]) == ("paid", "7500.00")
+    assert order["timeline"][-1]["actor_sub"] == "ops:wang"
+    audit = (
+        await session.execute(
+            text("SELECT actor_sub, reason FROM audit_log WHERE action = 'review_case.allocate'")
+        )
+    ).one()
+    await session.commit()
+    assert audit.actor_sub == "ops:wang" and "末位" in audit.reason
+
+    again = await payments_client.post(
+        f"/api/v1/review-cases/{cases['code_suggestion']}/resolve",
+        json={"action": "reject", "note": "重复操作"},
+        headers=OPS,
+    )
+    assert again.status_code == 409
+
+
+async def test_allocation_by_review_follows_the_matcher_rules(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    cases = await sample_cases(session, payments_client)
+    paid = await payments_client.post(
+        f"/api/v1/review-cases/{cases['order_already_paid']}/resolve",
+        json={"action": "allocate", "order_no": "XD240305093000000102", "note": "补差"},
+        headers=OPS,
+    )
+    assert paid.status_code == 409 and paid.json()["code"] == "order_not_open"
+    too_much = await payments_client.post(
+        f"/api/v1/review-cases/{cases['cash_deposit']}/resolve",
+        json={"action": "allocate", "order_no": "XD240420140000000555", "note": "现金"},
+        headers=OPS,
+    )
+    assert too_much.status_code == 200  # 6400.00 of 7500.00: partially paid
+    overpay = await payments_client.post(
+        f"/api/v1/review-cases/{cases['code_suggestion']}/resolve",
+        json={"action": "allocate", "order_no": "XD240420140000000555", "note": "x"},
+        headers=OPS,
+    )
+    assert overpay.status_code == 409 and overpay.json()["code"] == "overpayment"
+
+
+async def test_rejecting_a_case_leaves_orders_untouched(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    cases = await sample_cases(session, payments_client)
+    response = await payments_client.post(
+        f"/api/v1/review-cases/{cases['payer_account_invalid']}/resolve",
+        json={"action": "reject", "note": "退回付款人"},
+        headers=OPS,
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "rejected"
+    tx = await payments_client.get(
+        f"/api/v1/bank-transactions/{response.json()['bank_transaction_id']}", headers=OPS
+    )
+    assert tx.json()["outcome"] == "review"
+    assert tx.json()["review_case"]["status"] == "rejected"
+    assert tx.json()["payer_account"] == "GZ-J **** * 001A"
+
+
+async def test_review_is_for_operations_staff_only(payments_client: httpx.AsyncClient) -> None:
+    response = await payments_client.get("/api/v1/review-cases", headers=auth(Role.PLATFORM))
+    assert response.status_code == 403
