@@ -119,7 +119,6 @@ def upgrade() -> None:
     op.create_index(
         "ix_bank_transactions_account_no", "bank_transactions", ["account_no"], unique=False
     )
-    op.create_index("ix_bank_transactions_outcome", "bank_transactions", ["outcome"], unique=False)
     op.create_index(
         "ix_bank_transactions_pending",
         "bank_transactions",
@@ -544,7 +543,6 @@ def downgrade() -> None:
         table_name="bank_transactions",
         postgresql_where=sa.text("outcome = 'pending'"),
     )
-    op.drop_index("ix_bank_transactions_outcome", table_name="bank_transactions")
     op.drop_index("ix_bank_transactions_account_no", table_name="bank_transactions")
     op.drop_table("bank_transactions")
     op.drop_table("suppliers")

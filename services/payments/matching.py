@@ -166,7 +166,7 @@ def payer_account_invalid(payer_account: str | None) -> bool:
     return _DIGITS_RE.fullmatch(unicodedata.normalize("NFKC", compact)) is None
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     id: int
     account_no: str
@@ -192,25 +192,32 @@ class BatchResult:
 
 
 def _prepare(row: Any) -> Line:
-    line = Line(
-        id=row.id,
-        account_no=row.account_no,
-        amount=row.amount,
-        booked_at=row.booked_at,
-        remark=row.remark,
-        payer_name=row.payer_name,
-        payer_account=row.payer_account,
-        channel=row.channel,
-    )
-    if is_cash_deposit(line.channel, line.remark, line.payer_name, line.payer_account):
-        line.pre_reason = ReviewReason.CASH_DEPOSIT
-        line.candidates = code_candidates(line.remark)
-    elif payer_account_invalid(line.payer_account):
-        line.pre_reason = ReviewReason.PAYER_ACCOUNT_INVALID
-        line.candidates = code_candidates(line.remark)
+    remark, channel, payer_account = row.remark, row.channel, row.payer_account
+    pre_reason: ReviewReason | None = None
+    if channel != "cash" and payer_account and payer_account.isascii() and payer_account.isdigit():
+        # the common case: a transfer from a plain account number (neither cash nor odd account)
+        if remark and len(remark) == CODE_LENGTH and remark.isascii() and remark.isalnum():
+            candidates = [remark.lower()]  # the remark is just the code
+        else:
+            candidates = code_candidates(remark)
     else:
-        line.candidates = code_candidates(line.remark)
-    return line
+        if is_cash_deposit(channel, remark, row.payer_name, payer_account):
+            pre_reason = ReviewReason.CASH_DEPOSIT
+        elif payer_account_invalid(payer_account):
+            pre_reason = ReviewReason.PAYER_ACCOUNT_INVALID
+        candidates = code_candidates(remark)
+    return Line(
+        row.id,
+        row.account_no,
+        row.amount,
+        row.booked_at,
+        remark,
+        row.payer_name,
+        payer_account,
+        channel,
+        pre_reason,
+        candidates,
+    )
 
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)

@@ -253,7 +253,7 @@ async def claim_pending(session: AsyncSession, limit: int) -> Sequence[Row[Any]]
     return (await session.execute(_CLAIM_PENDING, {"limit": limit})).all()
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderState:
     id: int
     order_no: str
@@ -343,7 +343,7 @@ async def code_suggestions(
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Allocation:
     """Money of one bank line applied to one order, with the order's status change."""
 

@@ -185,9 +185,10 @@ class BankTransaction(Base):
     processed_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     __table_args__ = (
+        # the matcher's queue; no plain index on `outcome`: every outcome change would have to
+        # maintain it, and counts go by statement or account
         Index("ix_bank_transactions_pending", "id", postgresql_where=text("outcome = 'pending'")),
         Index("ix_bank_transactions_account_no", "account_no"),
-        Index("ix_bank_transactions_outcome", "outcome"),
     )
 
 

@@ -1,0 +1,495 @@
+"""Matching benchmark (not a test): `python -m services.payments.bench --n N`, or
+`make bench-match N=...` (which runs it against the embedded PostgreSQL and Redis).
+
+**It wipes the payments data of the database in DATABASE_URL** (suppliers, orders, statements,
+bank lines, allocations, review cases, confirmations) and refuses to run when
+ENVIRONMENT=production. Use a database of its own (`make bench-match` uses the embedded one;
+by hand, e.g. DATABASE_URL=.../bench).
+
+Steps:
+
+1. migrate to head; truncate the payments tables; COPY N/100 suppliers with settlement accounts
+   and N open orders with fresh payment codes;
+2. write an N-line `generic_cn` CSV (GBK) paying each order once: 80 % of the remarks are the
+   bare code, 20 % are messy (upper case inside Chinese text, full-width, split by a space);
+3. **system run**: start 2 real Celery workers (`-Q matching`), run the real import command as a
+   subprocess (`python -m services.payments.statements import FILE`, which enqueues matching
+   after each committed batch), and wait until no line is pending; measure lines/s from the
+   import's start to the last match, and the import process's peak RSS;
+4. **baseline** on the same PostgreSQL: COPY the same CSV into an unlogged table, one
+   INSERT ... SELECT join (remark = code, account, amount) into a scratch allocations table and
+   one UPDATE of a scratch copy of the orders;
+5. print both rates, their ratio (system / baseline) and the peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from services.payments import codes
+from services.payments.parsers.generate import write_bank_csv
+from shared.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[2]
+PAYMENTS_TABLES = (
+    "payment_vouchers",
+    "payment_confirmation_entries",
+    "review_cases",
+    "payment_allocations",
+    "payment_confirmations",
+    "order_events",
+    "bank_transactions",
+    "statements",
+    "orders",
+    "supplier_accounts",
+    "suppliers",
+)
+BENCH_UNIT_CODE = "BENCH-UNIT"
+WORKERS = 2
+ORDERS_PER_SUPPLIER = 100
+FULL_WIDTH = {c: chr(ord(c) + 0xFEE0) for c in "abcdefghijklmnopqrstuvwxyz0123456789"}
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def unique_codes(n: int, rng: random.Random) -> list[str]:
+    """n distinct generated codes (check character included)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    alphabet = codes.ALPHABET
+    while len(out) < n:
+        body = "".join(rng.choices(alphabet, k=5))
+        code = body + codes.check_symbol(body)
+        if code not in seen:
+            seen.add(code)
+            out.append(code)
+    return out
+
+
+def account_of(supplier_index: int) -> str:
+    return f"6100{supplier_index:013d}"
+
+
+def amount_of(i: int) -> Decimal:
+    return Decimal(100 + (i * 37) % 99_900) + Decimal(i % 100) / 100
+
+
+def messy(code: str, i: int) -> str:
+    kind = i % 15
+    if kind == 0:
+        return f"付农产品货款{code.upper()}谢谢"
+    if kind == 1:
+        return "货款" + "".join(FULL_WIDTH[c] for c in code)
+    return f"{code[:3]} {code[3:]}"
+
+
+def bank_rows(order_codes: list[str]) -> Iterator[tuple[Any, ...]]:
+    start = datetime(2024, 4, 1, 8, 0, 0)
+    for i, code in enumerate(order_codes):
+        remark = code if i % 5 else messy(code, i // 5)
+        yield (
+            f"B{i:015d}",
+            start + timedelta(seconds=i),
+            account_of(i // ORDERS_PER_SUPPLIER),
+            f"采购单位{i % 977}",
+            f"62220200{i:011d}",
+            "中国工商银行广州分行",
+            amount_of(i),
+            remark,
+            "online",
+        )
+
+
+async def driver(conn: AsyncConnection) -> Any:
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def prepare(url: str, n: int, csv_path: Path) -> list[str]:
+    rng = random.Random(832)
+    engine = create_async_engine(url)
+    say(f"generating {n} orders")
+    order_codes = unique_codes(n, rng)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(PAYMENTS_TABLES)} RESTART IDENTITY CASCADE"))
+        await conn.execute(
+            text(
+                "INSERT INTO regions (code, name, parent_code, level) "
+                "VALUES ('000000', '全国', NULL, 0) ON CONFLICT DO NOTHING"
+            )
+        )
+        unit_id = (
+            await conn.execute(
+                text("SELECT id FROM org_units WHERE code = :c"), {"c": BENCH_UNIT_CODE}
+            )
+        ).scalar()
+        if unit_id is None:
+            unit_id = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO org_units (code, name, kind, region_code, path, status) "
+                        "VALUES (:c, '基准测试单位', 'budget_unit', '000000', '/', 'active') "
+                        "RETURNING id"
+                    ),
+                    {"c": BENCH_UNIT_CODE},
+                )
+            ).scalar_one()
+        suppliers = (n + ORDERS_PER_SUPPLIER - 1) // ORDERS_PER_SUPPLIER
+        d = await driver(conn)
+        await d.copy_records_to_table(
+            "suppliers",
+            records=((s + 1, f"供应商{s}") for s in range(suppliers)),
+            columns=("id", "name"),
+        )
+        await d.copy_records_to_table(
+            "supplier_accounts",
+            records=(
+                (s + 1, s + 1, f"供应商{s}", account_of(s), "中国光大银行", True)
+                for s in range(suppliers)
+            ),
+            columns=(
+                "id",
+                "supplier_id",
+                "holder_name",
+                "account_no",
+                "bank_name",
+                "is_settlement",
+            ),
+        )
+        placed = datetime(2024, 3, 1, tzinfo=UTC)
+        await d.copy_records_to_table(
+            "orders",
+            records=(
+                (
+                    i + 1,
+                    f"XD{i:018d}",
+                    unit_id,
+                    "unit",
+                    i // ORDERS_PER_SUPPLIER + 1,
+                    i // ORDERS_PER_SUPPLIER + 1,
+                    amount_of(i),
+                    Decimal(0),
+                    "pending_payment",
+                    code,
+                    False,
+                    placed,
+                )
+                for i, code in enumerate(order_codes)
+            ),
+            columns=(
+                "id",
+                "order_no",
+                "buyer_unit_id",
+                "purchase_channel",
+                "supplier_id",
+                "settlement_account_id",
+                "amount",
+                "paid_amount",
+                "status",
+                "payment_code",
+                "payment_code_legacy",
+                "placed_at",
+            ),
+        )
+        for table in ("suppliers", "supplier_accounts", "orders"):
+            await conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
+                )
+            )
+        await conn.execute(
+            text("DROP TABLE IF EXISTS bench_orders, bench_lines, bench_allocations")
+        )
+        await conn.execute(
+            text(
+                "CREATE UNLOGGED TABLE bench_orders AS "
+                "SELECT o.id, o.payment_code, sa.account_no, o.amount, o.paid_amount, "
+                "o.status::text AS status FROM orders o "
+                "JOIN supplier_accounts sa ON sa.id = o.settlement_account_id"
+            )
+        )
+        await conn.execute(text("ALTER TABLE bench_orders ADD PRIMARY KEY (id)"))
+        await conn.execute(text("CREATE INDEX ON bench_orders (payment_code)"))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE orders"))
+        await conn.execute(text("VACUUM ANALYZE supplier_accounts"))
+    await engine.dispose()
+    say(f"writing {n} bank lines to {csv_path.name} (GBK, generic_cn)")
+    write_bank_csv(csv_path, bank_rows(order_codes), encoding="gbk")
+    return order_codes
+
+
+class PeakRss:
+    """Poll a process's resident set size (and its children's) every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self.process.memory_info().rss
+                rss += sum(c.memory_info().rss for c in self.process.children(recursive=True))
+            except psutil.Error:
+                break
+            self.peak = max(self.peak, rss)
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def start_workers(env: dict[str, str], logdir: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for k in range(WORKERS):
+        log = open(logdir / f"worker{k}.log", "wb")  # noqa: SIM115 - lives as long as the worker
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "shared.celery_app:celery_app",
+                    "worker",
+                    "-Q",
+                    "matching",
+                    "-c",
+                    "1",
+                    "-P",
+                    "solo",
+                    "-n",
+                    f"bench{k}-{os.getpid()}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait()
+
+
+async def scalar(url: str, sql: str) -> Any:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text(sql))).scalar()
+    finally:
+        await engine.dispose()
+
+
+async def outcome_counts(url: str) -> dict[str, int]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT outcome, count(*) FROM bank_transactions GROUP BY outcome")
+            )
+            return {str(r[0]): int(r[1]) for r in rows}
+    finally:
+        await engine.dispose()
+
+
+async def wait_matched(url: str) -> None:
+    """Poll until no bank line is pending (the import has finished before this is called)."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        while True:
+            async with engine.connect() as conn:
+                pending = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM bank_transactions WHERE outcome = 'pending'")
+                    )
+                ).scalar_one()
+            if pending == 0:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
+def purge_matching_queue() -> None:
+    from shared.celery_app import QUEUE_MATCHING, celery_app
+
+    with celery_app.connection_for_write() as conn:
+        channel: Any = conn.default_channel
+        channel.queue_purge(QUEUE_MATCHING)
+
+
+def enqueue(times: int) -> None:
+    from services.payments.tasks import match_pending
+
+    for _ in range(times):
+        match_pending.apply_async()
+
+
+def system_run(url: str, n: int, csv_path: Path, logdir: Path) -> tuple[float, int, dict[str, Any]]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    purge_matching_queue()
+    workers = start_workers(env, logdir)
+    try:
+        say(f"system run: {WORKERS} Celery workers; import command as a subprocess")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.payments.statements", "import", str(csv_path)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        meter = PeakRss(proc.pid)
+        out, err = proc.communicate()
+        peak = meter.stop()
+        t_import = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"import failed ({proc.returncode}): {out.decode()} {err.decode()}")
+        say(f"import finished in {t_import:.1f} s: {out.decode().strip()}")
+        enqueue(WORKERS)  # one drain per worker for the tail
+        asyncio.run(wait_matched(url))
+        elapsed = time.perf_counter() - t0
+    finally:
+        stop_workers(workers)
+    counts = asyncio.run(outcome_counts(url))
+    return elapsed, peak, {"import_seconds": t_import, "outcomes": counts}
+
+
+async def baseline(url: str, csv_path: Path) -> tuple[float, int]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE bench_orders SET paid_amount = 0"))
+            await conn.execute(
+                text(
+                    "CREATE UNLOGGED TABLE bench_lines (bank_ref text, booked_at timestamp, "
+                    "account_no text, payer_name text, payer_account text, payer_bank text, "
+                    "amount numeric(16,2), remark text, channel text)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE UNLOGGED TABLE bench_allocations (bank_ref text, order_id bigint, "
+                    "amount numeric(16,2))"
+                )
+            )
+        async with engine.begin() as conn:
+            t0 = time.perf_counter()
+            d = await driver(conn)
+            await d.copy_to_table(
+                "bench_lines", source=str(csv_path), format="csv", header=True, encoding="GBK"
+            )
+            inserted = await conn.execute(
+                text(
+                    "INSERT INTO bench_allocations (bank_ref, order_id, amount) "
+                    "SELECT l.bank_ref, o.id, l.amount FROM bench_lines l "
+                    "JOIN bench_orders o ON o.payment_code = l.remark "
+                    "AND o.account_no = l.account_no AND o.amount = l.amount"
+                )
+            )
+            await conn.execute(
+                text(
+                    "UPDATE bench_orders o SET paid_amount = o.paid_amount + a.amount, "
+                    "status = CASE WHEN o.paid_amount + a.amount = o.amount THEN 'paid' "
+                    "ELSE 'partially_paid' END "
+                    "FROM bench_allocations a WHERE a.order_id = o.id"
+                )
+            )
+            elapsed = time.perf_counter() - t0
+        return elapsed, int(inserted.rowcount)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("DROP TABLE IF EXISTS bench_lines, bench_allocations, bench_orders")
+            )
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.payments.bench")
+    parser.add_argument("--n", type=int, default=1_000_000, help="orders and bank lines")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if settings.environment == "production":
+        print("refusing to run: the benchmark wipes payments data (ENVIRONMENT=production)")
+        return 2
+    url = settings.database_url
+    n = args.n
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=REPO, check=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-match-"))
+    try:
+        csv_path = workdir / "statement.csv"
+        asyncio.run(prepare(url, n, csv_path))
+        size_mb = csv_path.stat().st_size / 2**20
+        say(f"CSV ready: {size_mb:.1f} MB")
+        elapsed, peak, info = system_run(url, n, csv_path, workdir)
+        say(f"system run done: {info['outcomes']}")
+        base_elapsed, base_rows = asyncio.run(baseline(url, csv_path))
+        say(f"baseline done: {base_rows} allocations")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    system_rate = n / elapsed
+    base_rate = n / base_elapsed
+    matched = info["outcomes"].get("matched", 0)
+    print()
+    print(f"matching benchmark, N = {n:,} bank lines ({os.cpu_count()} cores)")
+    print(
+        f"  system   : {system_rate:>10,.0f} lines/s  ({elapsed:.1f} s end to end; import "
+        f"{info['import_seconds']:.1f} s; {matched:,} matched)"
+    )
+    print(
+        f"  baseline : {base_rate:>10,.0f} lines/s  ({base_elapsed:.1f} s raw SQL; "
+        f"{base_rows:,} allocations)"
+    )
+    print(f"  ratio    : {system_rate / base_rate:.2f}  (target >= 0.5)")
+    print(f"  import peak memory: {peak / 2**20:.0f} MB  (target < 500 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
