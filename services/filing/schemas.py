@@ -33,9 +33,14 @@ def _blank_to_none(value: Any) -> Any:
 
 
 def _strip(value: Any) -> Any:
+    """Drop surrounding spaces; refuse text the database cannot store (NUL, lone surrogates)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("不能包含不可见的控制字符")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("包含无效的字符（不完整的Unicode编码）") from exc
         return value.strip()
     return value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -419,3 +421,25 @@ async def test_huge_year_or_garbage_path_is_a_4xx(
     response = await filing_client.get("/api/v1/filings/2024/mine", headers=auth("unit", unit.id))
     assert response.status_code == 404
     assert response.json()["code"] == "filing_not_found"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "loc"),
+    [
+        ("remark", "\ud800", ["body", "remark"]),
+        ("contact", {"name": "李\udfff", "mobile": "13812345678"}, ["body", "contact", "name"]),
+        ("union", {"has_need": False, "remark": "\ud83d"}, ["body", "union", "remark"]),
+    ],
+)
+async def test_text_with_a_lone_surrogate_is_a_422_not_a_server_error(
+    session: AsyncSession, filing_client: httpx.AsyncClient, field: str, value: object, loc: list
+) -> None:
+    """JSON may carry `\\ud800` (valid JSON, not valid UTF-8): a 422, never a database error."""
+    tree = await make_tree(session)
+    raw = json.dumps(own_body(**{field: value}))  # ensure_ascii: the surrogate stays escaped
+    headers = {**auth("unit", tree.unit.id), "Content-Type": "application/json"}
+    response = await filing_client.put("/api/v1/filings/2024/mine", content=raw, headers=headers)
+    assert response.status_code == 422, response.text
+    assert error_locs(response) == [loc]
+    mine = await filing_client.get("/api/v1/filings/2024/mine", headers=headers)
+    assert mine.status_code == 404
