@@ -436,7 +436,9 @@ async def test_text_with_a_lone_surrogate_is_a_422_not_a_server_error(
 ) -> None:
     """JSON may carry `\\ud800` (valid JSON, not valid UTF-8): a 422, never a database error."""
     tree = await make_tree(session)
-    raw = json.dumps(own_body(**{field: value}))  # ensure_ascii: the surrogate stays escaped
+    body = own_body()
+    body[field] = value
+    raw = json.dumps(body)  # ensure_ascii: the surrogate stays escaped
     headers = {**auth("unit", tree.unit.id), "Content-Type": "application/json"}
     response = await filing_client.put("/api/v1/filings/2024/mine", content=raw, headers=headers)
     assert response.status_code == 422, response.text
