@@ -70,6 +70,14 @@ _ASCII_ALNUM_RE = re.compile(r"[a-z0-9]+")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _CASH_WORD = "现金"
 
+# plain strings (hashing a StrEnum member is slow in a loop over a batch)
+_MATCHED = TxOutcome.MATCHED.value
+_PARTIAL = TxOutcome.PARTIAL.value
+_REVIEW = TxOutcome.REVIEW.value
+_UNMATCHED = TxOutcome.UNMATCHED.value
+_PAID = OrderStatus.PAID.value
+_PARTIALLY_PAID = OrderStatus.PARTIALLY_PAID.value
+
 REASON_NO_CODE = "no_code"
 REASON_UNKNOWN_CODE = "no_known_code"
 
@@ -242,7 +250,7 @@ class _Decisions:
         suggested: int | None = None,
         codes: Iterable[str] = (),
     ) -> None:
-        self.outcomes.append((line.id, TxOutcome.REVIEW, str(reason)))
+        self.outcomes.append((line.id, _REVIEW, reason.value))
         details = {"codes": sorted(codes), "candidates": line.candidates}
         self.cases.append(
             NewReviewCase(
@@ -253,28 +261,28 @@ class _Decisions:
                 details=json.dumps(details, ensure_ascii=False),
             )
         )
-        self._count(TxOutcome.REVIEW)
+        self._count(_REVIEW)
 
     def unmatched(self, line: Line, reason: str) -> None:
-        self.outcomes.append((line.id, TxOutcome.UNMATCHED, reason))
-        self._count(TxOutcome.UNMATCHED)
+        self.outcomes.append((line.id, _UNMATCHED, reason))
+        self._count(_UNMATCHED)
 
     def allocate(self, line: Line, order: OrderState) -> None:
         before = order.status
         order.paid_amount += line.amount
         paid = order.paid_amount == order.amount
-        order.status = OrderStatus.PAID if paid else OrderStatus.PARTIALLY_PAID
+        order.status = _PAID if paid else _PARTIALLY_PAID
         self.allocations.append(
             Allocation(
-                bank_transaction_id=line.id,
-                order_id=order.id,
-                amount=line.amount,
-                from_status=str(before),
-                to_status=str(order.status),
-                paid_at=(line.booked_at or datetime.now(UTC)) if paid else None,
+                line.id,
+                order.id,
+                line.amount,
+                before,
+                order.status,
+                (line.booked_at or datetime.now(UTC)) if paid else None,
             )
         )
-        outcome = TxOutcome.MATCHED if paid else TxOutcome.PARTIAL
+        outcome = _MATCHED if paid else _PARTIAL
         self.outcomes.append((line.id, outcome, None))
         self._count(outcome)
 
@@ -332,11 +340,14 @@ async def match_batch(session: AsyncSession, limit: int) -> BatchResult:
     ]
     suggestions = await repository.code_suggestions(session, probes)
     decisions = decide(lines, orders, suggestions)
-    await repository.apply_allocations(
-        session, decisions.allocations, source=AllocationSource.AUTO, actor_sub=MATCHER_ACTOR
+    await repository.apply_match_decisions(
+        session,
+        decisions.outcomes,
+        decisions.allocations,
+        decisions.cases,
+        source=AllocationSource.AUTO,
+        actor_sub=MATCHER_ACTOR,
     )
-    await repository.add_review_cases(session, decisions.cases)
-    await repository.set_outcomes(session, decisions.outcomes)
     return BatchResult(claimed=len(rows), outcomes=decisions.counts)
 
 

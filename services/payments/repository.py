@@ -288,15 +288,8 @@ _CLOSED_BY_CODES = text(
 
 
 def _state(row: Row[Any]) -> OrderState:
-    return OrderState(
-        id=row.id,
-        order_no=row.order_no,
-        payment_code=row.payment_code,
-        status=row.status,
-        amount=row.amount,
-        paid_amount=row.paid_amount,
-        settlement_account_no=row.settlement_account_no,
-    )
+    id_, order_no, code, status, amount, paid_amount, account_no = row
+    return OrderState(id_, order_no, code, status, amount, paid_amount, account_no)
 
 
 async def orders_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, OrderState]:
@@ -355,40 +348,121 @@ class Allocation:
     paid_at: datetime | None  # set when this allocation completes the order
 
 
-_INSERT_ALLOCATIONS = text(
-    """
-    INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source, actor_sub)
-    SELECT a.tx_id, a.order_id, a.amount, CAST(:source AS varchar), CAST(:actor AS varchar)
-      FROM unnest(CAST(:tx_ids AS bigint[]), CAST(:order_ids AS bigint[]),
-                  CAST(:amounts AS numeric[])) AS a(tx_id, order_id, amount)
-    """
-)
+@dataclass(slots=True)
+class NewReviewCase:
+    bank_transaction_id: int
+    reason: ReviewReason
+    order_id: int | None
+    suggested_order_id: int | None
+    details: str  # JSON text
 
-_UPDATE_ORDERS = text(
+
+# A batch's decisions are COPYed (binary) into this temporary table, then applied by a few
+# set-based statements; much cheaper than binding thousands of array elements.
+_DECISION_COLUMNS = (
+    "seq",
+    "tx_id",
+    "outcome",
+    "reason",
+    "order_id",
+    "suggested_order_id",
+    "amount",
+    "from_status",
+    "to_status",
+    "paid_at",
+    "details",
+)
+_CREATE_DECISIONS = """
+CREATE TEMP TABLE match_decisions (
+    seq integer, tx_id bigint, outcome text, reason text, order_id bigint,
+    suggested_order_id bigint, amount numeric(16,2), from_status text, to_status text,
+    paid_at timestamptz, details jsonb
+) ON COMMIT DROP
+"""
+
+# The one allocation path (matcher and review): allocation rows (unique per bank line), the
+# orders' paid amount / status / paid_at, and the timeline, in one statement.
+_APPLY_ALLOCATIONS = text(
     """
+    WITH a AS (
+        SELECT * FROM match_decisions WHERE to_status IS NOT NULL
+    ), alloc AS (
+        INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source, actor_sub)
+        SELECT tx_id, order_id, amount, CAST(:source AS varchar), CAST(:actor AS varchar)
+          FROM a ORDER BY seq
+    ), events AS (
+        INSERT INTO order_events (order_id, action, from_status, to_status, amount,
+                                  bank_transaction_id, actor_sub, reason)
+        SELECT order_id, 'payment_allocated', from_status, to_status, amount, tx_id,
+               CAST(:actor AS varchar), CAST(:reason AS text)
+          FROM a ORDER BY seq
+    )
     UPDATE orders o
-       SET paid_amount = o.paid_amount + d.delta,
-           status = d.status,
-           paid_at = coalesce(d.paid_at, o.paid_at),
+       SET paid_amount = o.paid_amount + s.delta,
+           status = s.status,
+           paid_at = coalesce(s.paid_at, o.paid_at),
            updated_at = now()
-      FROM unnest(CAST(:order_ids AS bigint[]), CAST(:deltas AS numeric[]),
-                  CAST(:statuses AS varchar[]), CAST(:paid_ats AS timestamptz[]))
-           AS d(id, delta, status, paid_at)
-     WHERE o.id = d.id
+      FROM (SELECT order_id, sum(amount) AS delta,
+                   (array_agg(to_status ORDER BY seq DESC))[1] AS status,
+                   max(paid_at) AS paid_at
+              FROM a GROUP BY order_id) s
+     WHERE o.id = s.order_id
     """
 )
 
-_INSERT_EVENTS = text(
+_APPLY_OUTCOMES = text(
     """
-    INSERT INTO order_events (order_id, action, from_status, to_status, amount,
-                              bank_transaction_id, actor_sub, reason)
-    SELECT e.order_id, 'payment_allocated', e.from_status, e.to_status, e.amount, e.tx_id,
-           CAST(:actor AS varchar), CAST(:reason AS text)
-      FROM unnest(CAST(:order_ids AS bigint[]), CAST(:from_statuses AS varchar[]),
-                  CAST(:to_statuses AS varchar[]), CAST(:amounts AS numeric[]),
-                  CAST(:tx_ids AS bigint[])) AS e(order_id, from_status, to_status, amount, tx_id)
+    WITH cases AS (
+        INSERT INTO review_cases (bank_transaction_id, reason, status, order_id,
+                                  suggested_order_id, details)
+        SELECT tx_id, reason, 'open', order_id, suggested_order_id, details
+          FROM match_decisions WHERE outcome = 'review' ORDER BY seq
+    )
+    UPDATE bank_transactions t
+       SET outcome = d.outcome, reason = d.reason, processed_at = now()
+      FROM match_decisions d
+     WHERE t.id = d.tx_id
     """
 )
+
+
+async def _load_decisions(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
+    connection = await session.connection()
+    await connection.exec_driver_sql(_CREATE_DECISIONS)
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(
+        "match_decisions", records=records, columns=_DECISION_COLUMNS
+    )
+    # A batch touches a few thousand rows of tables of millions by primary key: index nested
+    # loops, never a scan of `orders` or `bank_transactions` per batch (the planner, seeing a
+    # small table and correlated ids, would otherwise pick hash or merge joins).
+    await connection.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+    await connection.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+
+
+async def _drop_decisions(session: AsyncSession) -> None:
+    connection = await session.connection()
+    await connection.exec_driver_sql("DROP TABLE match_decisions")
+    await connection.exec_driver_sql("RESET enable_hashjoin")
+    await connection.exec_driver_sql("RESET enable_mergejoin")
+
+
+def _allocation_record(seq: int, a: Allocation, outcome: str | None) -> tuple[Any, ...]:
+    return (
+        seq,
+        a.bank_transaction_id,
+        outcome,
+        None,
+        a.order_id,
+        None,
+        a.amount,
+        a.from_status,
+        a.to_status,
+        a.paid_at,
+        None,
+    )
 
 
 async def apply_allocations(
@@ -399,46 +473,60 @@ async def apply_allocations(
     actor_sub: str,
     reason: str | None = None,
 ) -> None:
-    """The one allocation path (matcher and review): allocation rows (unique per bank line),
-    the orders' paid amount and status, and their timeline, in three statements."""
+    """Apply allocations (review path: the same SQL as the matcher's)."""
     if not allocations:
         return
-    await session.execute(
-        _INSERT_ALLOCATIONS,
-        {
-            "tx_ids": [a.bank_transaction_id for a in allocations],
-            "order_ids": [a.order_id for a in allocations],
-            "amounts": [a.amount for a in allocations],
-            "source": source,
-            "actor": actor_sub,
-        },
+    await _load_decisions(
+        session, [_allocation_record(i, a, None) for i, a in enumerate(allocations)]
     )
-    per_order: dict[int, tuple[Decimal, str, datetime | None]] = {}
-    for a in allocations:
-        delta, _, paid_at = per_order.get(a.order_id, (Decimal(0), a.to_status, None))
-        per_order[a.order_id] = (delta + a.amount, a.to_status, a.paid_at or paid_at)
-    ids = sorted(per_order)
-    await session.execute(
-        _UPDATE_ORDERS,
-        {
-            "order_ids": ids,
-            "deltas": [per_order[i][0] for i in ids],
-            "statuses": [per_order[i][1] for i in ids],
-            "paid_ats": [per_order[i][2] for i in ids],
-        },
-    )
-    await session.execute(
-        _INSERT_EVENTS,
-        {
-            "order_ids": [a.order_id for a in allocations],
-            "from_statuses": [a.from_status for a in allocations],
-            "to_statuses": [a.to_status for a in allocations],
-            "amounts": [a.amount for a in allocations],
-            "tx_ids": [a.bank_transaction_id for a in allocations],
-            "actor": actor_sub,
-            "reason": reason,
-        },
-    )
+    params = {"source": source, "actor": actor_sub, "reason": reason}
+    await session.execute(_APPLY_ALLOCATIONS, params)
+    await _drop_decisions(session)
+
+
+async def apply_match_decisions(
+    session: AsyncSession,
+    outcomes: Sequence[tuple[int, str, str | None]],
+    allocations: Sequence[Allocation],
+    cases: Sequence[NewReviewCase],
+    *,
+    source: str,
+    actor_sub: str,
+) -> None:
+    """Write a whole batch's outcome: allocations (with orders and timeline), review cases and
+    every line's outcome, from one COPY and two statements."""
+    if not outcomes:
+        return
+    by_tx_alloc = {a.bank_transaction_id: a for a in allocations}
+    by_tx_case = {c.bank_transaction_id: c for c in cases}
+    records: list[tuple[Any, ...]] = []
+    for seq, (tx_id, outcome, reason) in enumerate(outcomes):
+        alloc = by_tx_alloc.get(tx_id)
+        if alloc is not None:
+            records.append(_allocation_record(seq, alloc, outcome))
+            continue
+        case = by_tx_case.get(tx_id)
+        records.append(
+            (
+                seq,
+                tx_id,
+                outcome,
+                reason,
+                case.order_id if case else None,
+                case.suggested_order_id if case else None,
+                None,
+                None,
+                None,
+                None,
+                case.details if case else None,
+            )
+        )
+    await _load_decisions(session, records)
+    if allocations:
+        params = {"source": source, "actor": actor_sub, "reason": None}
+        await session.execute(_APPLY_ALLOCATIONS, params)
+    await session.execute(_APPLY_OUTCOMES)
+    await _drop_decisions(session)
 
 
 _SET_OUTCOMES = text(
@@ -459,43 +547,6 @@ async def set_outcomes(
         return
     ids, values, reasons = (list(col) for col in zip(*outcomes, strict=True))
     await session.execute(_SET_OUTCOMES, {"ids": ids, "outcomes": values, "reasons": reasons})
-
-
-_INSERT_REVIEW_CASES = text(
-    """
-    INSERT INTO review_cases (bank_transaction_id, reason, status, order_id, suggested_order_id,
-                              details)
-    SELECT c.tx_id, c.reason, 'open', c.order_id, c.suggested_order_id, c.details
-      FROM unnest(CAST(:tx_ids AS bigint[]), CAST(:reasons AS varchar[]),
-                  CAST(:order_ids AS bigint[]), CAST(:suggested AS bigint[]),
-                  CAST(:details AS jsonb[]))
-           AS c(tx_id, reason, order_id, suggested_order_id, details)
-    """
-)
-
-
-@dataclass
-class NewReviewCase:
-    bank_transaction_id: int
-    reason: ReviewReason
-    order_id: int | None
-    suggested_order_id: int | None
-    details: str  # JSON text
-
-
-async def add_review_cases(session: AsyncSession, cases: Sequence[NewReviewCase]) -> None:
-    if not cases:
-        return
-    await session.execute(
-        _INSERT_REVIEW_CASES,
-        {
-            "tx_ids": [c.bank_transaction_id for c in cases],
-            "reasons": [str(c.reason) for c in cases],
-            "order_ids": [c.order_id for c in cases],
-            "suggested": [c.suggested_order_id for c in cases],
-            "details": [c.details for c in cases],
-        },
-    )
 
 
 async def pending_count(session: AsyncSession) -> int:
