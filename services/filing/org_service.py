@@ -124,6 +124,13 @@ async def create_unit(session: AsyncSession, principal: Principal, data: UnitCre
                 "同级财政部门须为财政部门类型的单位",
                 code="not_a_finance_department",
             )
+        # a finance department acts on the units of its own region (and the regions under it)
+        if fd.region_code not in await region_chain(session, data.region_code):
+            raise ValidationFailed.at(
+                ["body", "region_code"],
+                f"地区 {data.region_code} 不在财政部门“{fd.name}”（{fd.region_code}）的辖区内",
+                code="region_outside_finance_department",
+            )
     if data.code is not None and await repo.unit_code_taken(session, data.code):
         raise Conflict(f"单位编码 {data.code} 已被使用", code="unit_code_taken")
     unit = OrgUnit(

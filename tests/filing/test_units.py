@@ -307,3 +307,33 @@ async def test_forged_cursor_is_a_422(
         f"/api/v1/units/{parent.id}/children?cursor={cursor}", headers=auth("unit", parent.id)
     )
     assert response.status_code == 422
+
+
+async def test_finance_department_registers_units_of_its_own_region_only(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    guangzhou = await make_unit(
+        session, "广州市财政局", kind=UnitKind.FINANCE_DEPARTMENT, region_code="440100"
+    )
+    await session.commit()
+    headers = auth("finance", guangzhou.id)
+    for kind in ("budget_unit", "finance_department"):
+        for region in ("440300", "440000", "000000"):  # Shenzhen, the province, national
+            body = {"name": "某单位", "kind": kind, "region_code": region}
+            response = await filing_client.post("/api/v1/units", json=body, headers=headers)
+            assert response.status_code == 422, (kind, region, response.text)
+            assert response.json()["code"] == "region_outside_finance_department"
+            assert response.json()["errors"][0]["loc"] == ["body", "region_code"]
+    # ops too cannot attach a unit to a finance department of another region
+    body = {
+        "name": "某单位",
+        "kind": "budget_unit",
+        "region_code": "440300",
+        "finance_department_id": guangzhou.id,
+    }
+    response = await filing_client.post("/api/v1/units", json=body, headers=auth("ops"))
+    assert response.json()["code"] == "region_outside_finance_department"
+    body = {"name": "广州市教育局", "kind": "budget_unit", "region_code": "440100"}
+    created = await filing_client.post("/api/v1/units", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["finance_department_id"] == guangzhou.id
