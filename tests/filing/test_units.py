@@ -319,13 +319,13 @@ async def test_finance_department_registers_units_of_its_own_region_only(
     headers = auth("finance", guangzhou.id)
     for kind in ("budget_unit", "finance_department"):
         for region in ("440300", "440000", "000000"):  # Shenzhen, the province, national
-            body = {"name": "某单位", "kind": kind, "region_code": region}
-            response = await filing_client.post("/api/v1/units", json=body, headers=headers)
+            bad = {"name": "某单位", "kind": kind, "region_code": region}
+            response = await filing_client.post("/api/v1/units", json=bad, headers=headers)
             assert response.status_code == 422, (kind, region, response.text)
             assert response.json()["code"] == "region_outside_finance_department"
             assert response.json()["errors"][0]["loc"] == ["body", "region_code"]
     # ops too cannot attach a unit to a finance department of another region
-    body = {
+    body: dict[str, object] = {
         "name": "某单位",
         "kind": "budget_unit",
         "region_code": "440300",
