@@ -87,6 +87,10 @@ def decode_token(token: str) -> Principal:
     unit_id = claims.get("unit_id")
     if role in ROLES_WITH_UNIT and not isinstance(unit_id, int):
         raise Unauthorized("身份凭证缺少单位信息", code="token_invalid")
+    if unit_id is not None and (
+        not isinstance(unit_id, int) or isinstance(unit_id, bool) or not 1 <= unit_id < 2**63
+    ):  # a unit id is a bigint row id: anything else would reach the database and fail there
+        raise Unauthorized("身份凭证中的单位信息无效", code="token_invalid")
     return Principal(sub=str(claims["sub"]), role=role, unit_id=unit_id)
 
 

@@ -337,3 +337,17 @@ async def test_finance_department_registers_units_of_its_own_region_only(
     created = await filing_client.post("/api/v1/units", json=body, headers=headers)
     assert created.status_code == 201, created.text
     assert created.json()["finance_department_id"] == guangzhou.id
+
+
+async def test_token_with_an_impossible_unit_id_is_a_401_not_a_server_error(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    for unit_id in (2**63 + 5, 0, -1):
+        headers = auth("unit", unit_id)
+        response = await filing_client.put(
+            "/api/v1/filings/2024/mine", json=own_body(), headers=headers
+        )
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == "token_invalid"
+    response = await filing_client.get("/api/v1/units/mine", headers=auth("unit", 2**62))
+    assert response.status_code == 404
