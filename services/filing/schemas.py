@@ -98,6 +98,21 @@ class ContactIn(Strict):
         return value
 
 
+def _blank_contact_to_none(value: Any) -> Any:
+    """An optional contact sent with every field empty (the form left blank) is "not given"."""
+    if (
+        isinstance(value, dict)
+        and set(value) <= {"name", "mobile", "landline"}
+        and all(_blank_to_none(v) is None for v in value.values())
+    ):
+        return None
+    return value
+
+
+OptionalContact = Annotated["ContactIn | None", BeforeValidator(_blank_contact_to_none)]
+"""The union contact (工会采购预留份额联系人): optional; if given, name and mobile."""
+
+
 class ContactOut(BaseModel):
     name: str | None
     mobile: str | None
@@ -108,7 +123,7 @@ class ContactsIn(Strict):
     """`PUT /units/mine/contacts`: the filing contact and the optional union contact."""
 
     contact: ContactIn
-    union_contact: ContactIn | None = None
+    union_contact: OptionalContact = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +254,7 @@ class FilingDraftIn(Strict):
     remark: OptionalText = None
     union: UnionIn
     contact: ContactIn
-    union_contact: ContactIn | None = None
+    union_contact: OptionalContact = None
 
 
 class SubmitIn(Strict):

@@ -445,3 +445,23 @@ async def test_text_with_a_lone_surrogate_is_a_422_not_a_server_error(
     assert error_locs(response) == [loc]
     mine = await filing_client.get("/api/v1/filings/2024/mine", headers=headers)
     assert mine.status_code == 404
+
+
+@pytest.mark.parametrize("blank", [{"name": "", "mobile": "", "landline": ""}, {}, None])
+async def test_union_contact_left_blank_is_no_union_contact(
+    session: AsyncSession, filing_client: httpx.AsyncClient, blank: object
+) -> None:
+    """API.md's draft body sends the optional union contact as empty strings."""
+    tree = await make_tree(session)
+    response = await save(filing_client, tree.unit, own_body(union_contact=blank))
+    assert response.status_code == 200, response.text
+    assert response.json()["union_contact"] is None
+    contacts = {"contact": {"name": "李四", "mobile": "13812345678"}, "union_contact": blank}
+    response = await filing_client.put(
+        "/api/v1/units/mine/contacts", json=contacts, headers=auth("unit", tree.unit.id)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["union_contact"] is None
+    half = own_body(union_contact={"name": "王五", "mobile": "", "landline": ""})
+    response = await save(filing_client, tree.unit, half)
+    assert error_locs(response) == [["body", "union_contact", "mobile"]]
