@@ -38,7 +38,17 @@ from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.policy import effective_policy
 
 UnitPrincipal = Annotated[Principal, Depends(require_roles(Role.UNIT))]
-AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.OPS))]
+FinanceOrOps = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.OPS))]
+
+
+async def _admin(principal: FinanceOrOps, session: SessionDep) -> Principal:
+    """Ops, or a finance role whose token is bound to an active finance department."""
+    if principal.role == Role.FINANCE:
+        await org_service.ensure_finance_department(session, principal)
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(_admin)]
 ReaderPrincipal = Annotated[Principal, Depends(require_roles(Role.UNIT, Role.FINANCE, Role.OPS))]
 UnitId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 FilingId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -78,6 +78,14 @@ async def load_unit(session: AsyncSession, unit_id: int) -> OrgUnit:
     return unit
 
 
+async def ensure_finance_department(session: AsyncSession, principal: Principal) -> OrgUnit:
+    """The caller's own unit, which a `finance` role must be: an active finance department."""
+    me = await load_unit(session, principal.require_unit_id())
+    if me.kind != UnitKind.FINANCE_DEPARTMENT or me.status != UnitStatus.ACTIVE:
+        raise Forbidden("该账号绑定的单位不是有效的财政部门", code="not_a_finance_department")
+    return me
+
+
 async def visible_unit(session: AsyncSession, principal: Principal, unit_id: int) -> OrgUnit:
     await ensure_unit_in_scope(session, principal, unit_id)
     return await load_unit(session, unit_id)
@@ -300,7 +308,7 @@ async def put_policy(
     and the regions under it."""
     chain = await region_chain(session, region_code)
     if principal.role == Role.FINANCE:
-        me = await load_unit(session, principal.require_unit_id())
+        me = await ensure_finance_department(session, principal)
         if me.region_code not in chain:
             raise Forbidden(
                 "财政部门只能设置本地区及下辖地区的政策", code="policy_region_forbidden"

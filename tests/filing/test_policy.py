@@ -11,6 +11,7 @@ from shared.models import UnitKind
 from shared.policy import effective_policy
 from tests.conftest import auth
 from tests.factories import make_policy, make_policy_2024, make_unit
+from tests.filing.helpers import make_tree
 
 
 async def test_effective_policy_takes_the_most_specific_row_per_field(
@@ -172,3 +173,31 @@ async def test_filing_shows_the_policy_that_applies_to_it(
         "soft_floor": "30.00",
         "filing_deadline": "2024-02-20",
     }
+
+
+async def test_finance_role_must_be_bound_to_an_active_finance_department(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    """A `finance` token bound to a budget unit (a mis-issued account) acts as nothing."""
+    tree = await make_tree(session)
+    headers = auth("finance", tree.department.id)
+    calls = [
+        ("PUT", "/api/v1/policies/2024/440000", {"soft_floor": "1"}),
+        (
+            "POST",
+            "/api/v1/units",
+            {"name": "某单位", "kind": "budget_unit", "region_code": "440000"},
+        ),
+        (
+            "POST",
+            f"/api/v1/filings/2024/units/{tree.unit.id}/reopen",
+            {"open_until": "2024-12-31", "reason": "补报"},
+        ),
+        ("PATCH", f"/api/v1/units/{tree.unit.id}", {"name": "新名称", "reason": "更名"}),
+    ]
+    for method, path, body in calls:
+        response = await filing_client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 403, (path, response.text)
+        assert response.json()["code"] == "not_a_finance_department"
+    policy = await filing_client.get("/api/v1/policies/2024/440000", headers=headers)
+    assert policy.json()["soft_floor"] == "30.00"
