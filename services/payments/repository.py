@@ -287,9 +287,8 @@ _CLOSED_BY_CODES = text(
 )
 
 
-def _state(row: Row[Any]) -> OrderState:
-    id_, order_no, code, status, amount, paid_amount, account_no = row
-    return OrderState(id_, order_no, code, status, amount, paid_amount, account_no)
+def _state(row: Sequence[Any]) -> OrderState:
+    return OrderState(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 async def orders_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, OrderState]:
