@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 from services.payments import repository
@@ -67,6 +68,7 @@ class ImportResult:
 
 
 Record = tuple[Any, ...]
+MAX_AMOUNT = Decimal("99999999999999.99")  # NUMERIC(16,2)
 
 
 def _record(line: StatementLine, key: str) -> Record:
@@ -95,6 +97,12 @@ def _take(
     out: list[Record] = []
     try:
         for line, key in lines:
+            if abs(line.amount) > MAX_AMOUNT:
+                raise StatementParseError(
+                    f"金额“{line.amount}”超出系统允许的范围",
+                    line_no=line.line_no,
+                    code="bad_amount",
+                )
             out.append(_record(line, key))
             if len(out) >= n:
                 break

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.models.orgs import OrgUnit
 from shared.models.payments import (
     BankTransaction,
     Order,
@@ -182,8 +183,8 @@ CREATE TEMP TABLE import_lines (
 ) ON COMMIT DROP
 """
 
-# Classification at insert: a debit, another currency, or a credit to an account that is no
-# known settlement account is stored as `ignored` (never matched); every other line `pending`.
+# Classification at insert: a debit, a zero amount, another currency, or a credit to an account
+# that is no known settlement account is stored as `ignored` (never matched); else `pending`.
 _INSERT_IMPORTED = text(
     """
     WITH ins AS (
@@ -200,6 +201,7 @@ _INSERT_IMPORTED = text(
           LEFT JOIN supplier_accounts sa ON sa.account_no = l.account_no AND sa.is_settlement
           CROSS JOIN LATERAL (
               SELECT CASE WHEN l.direction <> 'credit' THEN 'debit'
+                          WHEN l.amount <= 0 THEN 'zero_amount'
                           WHEN coalesce(l.currency, 'CNY') <> 'CNY' THEN 'not_cny'
                           WHEN sa.id IS NULL THEN 'not_settlement_account' END AS reason
           ) r
@@ -608,6 +610,4 @@ async def list_review_cases(
 
 
 async def unit_exists(session: AsyncSession, unit_id: int) -> bool:
-    from shared.models import OrgUnit
-
     return await session.get(OrgUnit, unit_id) is not None

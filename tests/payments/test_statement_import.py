@@ -160,3 +160,17 @@ async def test_the_import_command_imports_a_file(session: AsyncSession) -> None:
     summary = json.loads(result.stdout.decode().strip().splitlines()[-1])
     assert summary["format"] == "csv" and summary["profile"] == "generic_cn"
     assert (summary["lines_total"], summary["lines_new"], summary["lines_duplicate"]) == (11, 0, 11)
+
+
+async def test_amounts_out_of_range_fail_the_statement(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    huge = await upload(
+        payments_client,
+        "huge.csv",
+        bank_csv([{"ref": "BIG", "account": ACCOUNT, "amount": "1000000000000000"}]),
+    )
+    assert huge.status_code == 422
+    assert huge.json()["code"] == "bad_amount"
+    assert await count_lines(session) == 0
