@@ -21,7 +21,15 @@ from shared import audit
 from shared.auth import Principal, Role, ensure_unit_in_scope, unit_in_scope
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.masking import mask_mobile
-from shared.models import OrgUnit, OrgUnitChange, Policy, UnitChangeKind, UnitKind, UnitStatus
+from shared.models import (
+    Filing,
+    OrgUnit,
+    OrgUnitChange,
+    Policy,
+    UnitChangeKind,
+    UnitKind,
+    UnitStatus,
+)
 from shared.policy import POLICY_FIELDS, region_chain
 
 CONTACT_FIELDS = (
@@ -34,19 +42,31 @@ CONTACT_FIELDS = (
 )
 
 
-def unit_out(unit: OrgUnit, *, masked: bool) -> UnitOut:
-    """A unit as shown; `masked` hides mobiles (anyone but the unit itself sees them masked)."""
+def contacts_out(source: OrgUnit | Filing, *, masked: bool) -> tuple[ContactOut, ContactOut | None]:
+    """The filing contact and the union contact (None when not given) of a unit or a filing;
+    `masked` hides mobiles (anyone but the unit itself sees them masked)."""
 
     def mobile(value: str | None) -> str | None:
         return mask_mobile(value) if masked else value
 
+    contact = ContactOut(
+        name=source.contact_name,
+        mobile=mobile(source.contact_mobile),
+        landline=source.contact_landline,
+    )
     union = None
-    if unit.union_contact_name or unit.union_contact_mobile:
+    if source.union_contact_name or source.union_contact_mobile:
         union = ContactOut(
-            name=unit.union_contact_name,
-            mobile=mobile(unit.union_contact_mobile),
-            landline=unit.union_contact_landline,
+            name=source.union_contact_name,
+            mobile=mobile(source.union_contact_mobile),
+            landline=source.union_contact_landline,
         )
+    return contact, union
+
+
+def unit_out(unit: OrgUnit, *, masked: bool) -> UnitOut:
+    """A unit as shown; `masked` hides mobiles (anyone but the unit itself sees them masked)."""
+    contact, union = contacts_out(unit, masked=masked)
     return UnitOut(
         id=unit.id,
         code=unit.code,
@@ -58,11 +78,7 @@ def unit_out(unit: OrgUnit, *, masked: bool) -> UnitOut:
         path=unit.path,
         status=unit.status,
         merged_into_id=unit.merged_into_id,
-        contact=ContactOut(
-            name=unit.contact_name,
-            mobile=mobile(unit.contact_mobile),
-            landline=unit.contact_landline,
-        ),
+        contact=contact,
         union_contact=union,
     )
 
@@ -100,6 +116,42 @@ async def _unit_ref(
             ["body", field], f"单位 {unit_id} 不存在或不在本部门管辖范围内", code="unit_not_found"
         )
     return unit
+
+
+async def _record_change(
+    session: AsyncSession,
+    principal: Principal,
+    unit: OrgUnit,
+    kind: UnitChangeKind,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    *,
+    reason: str | None = None,
+    related_unit_id: int | None = None,
+) -> None:
+    """One change of a unit: a row of its history and an entry of the audit log."""
+    await repo.add_unit_change(
+        session,
+        OrgUnitChange(
+            unit_id=unit.id,
+            kind=kind,
+            old_value=old,
+            new_value=new,
+            related_unit_id=related_unit_id,
+            effective_at=datetime.now(UTC),
+            actor_sub=principal.sub,
+            reason=reason,
+        ),
+    )
+    await audit.record(
+        session,
+        principal,
+        "unit.contacts_updated" if kind == UnitChangeKind.CONTACTS else f"unit.{kind.value}",
+        "org_unit",
+        unit.id,
+        changes=audit.diff(old or {}, new),
+        reason=reason,
+    )
 
 
 async def create_unit(session: AsyncSession, principal: Principal, data: UnitCreate) -> OrgUnit:
@@ -151,25 +203,8 @@ async def create_unit(session: AsyncSession, principal: Principal, data: UnitCre
         status=UnitStatus.ACTIVE,
     )
     await repo.add_unit(session, unit, parent)
-    await repo.add_unit_change(
-        session,
-        OrgUnitChange(
-            unit_id=unit.id,
-            kind=UnitChangeKind.CREATED,
-            old_value=None,
-            new_value={"name": unit.name, "parent_id": unit.parent_id},
-            effective_at=datetime.now(UTC),
-            actor_sub=principal.sub,
-        ),
-    )
-    await audit.record(
-        session,
-        principal,
-        "unit.created",
-        "org_unit",
-        unit.id,
-        changes=audit.diff({}, {"name": unit.name, "kind": unit.kind, "path": unit.path}),
-    )
+    created = {"name": unit.name, "kind": unit.kind.value, "parent_id": unit.parent_id}
+    await _record_change(session, principal, unit, UnitChangeKind.CREATED, None, created)
     return unit
 
 
@@ -191,25 +226,13 @@ async def rename_unit(
     old = unit.name
     unit.name = data.name
     unit.updated_at = datetime.now(UTC)
-    await repo.add_unit_change(
-        session,
-        OrgUnitChange(
-            unit_id=unit.id,
-            kind=UnitChangeKind.RENAMED,
-            old_value={"name": old},
-            new_value={"name": data.name},
-            effective_at=datetime.now(UTC),
-            actor_sub=principal.sub,
-            reason=data.reason,
-        ),
-    )
-    await audit.record(
+    await _record_change(
         session,
         principal,
-        "unit.renamed",
-        "org_unit",
-        unit.id,
-        changes=audit.diff({"name": old}, {"name": data.name}),
+        unit,
+        UnitChangeKind.RENAMED,
+        {"name": old},
+        {"name": data.name},
         reason=data.reason,
     )
     return unit
@@ -232,27 +255,15 @@ async def merge_unit(
     unit.status = UnitStatus.MERGED
     unit.merged_into_id = target.id
     unit.updated_at = datetime.now(UTC)
-    await repo.add_unit_change(
-        session,
-        OrgUnitChange(
-            unit_id=unit.id,
-            kind=UnitChangeKind.MERGED,
-            old_value={"status": "active"},
-            new_value={"status": "merged", "merged_into_id": target.id},
-            related_unit_id=target.id,
-            effective_at=datetime.now(UTC),
-            actor_sub=principal.sub,
-            reason=data.reason,
-        ),
-    )
-    await audit.record(
+    await _record_change(
         session,
         principal,
-        "unit.merged",
-        "org_unit",
-        unit.id,
-        changes={"merged_into_id": [None, target.id]},
+        unit,
+        UnitChangeKind.MERGED,
+        {"status": "active", "merged_into_id": None},
+        {"status": "merged", "merged_into_id": target.id},
         reason=data.reason,
+        related_unit_id=target.id,
     )
     return unit
 
@@ -280,19 +291,13 @@ async def set_unit_contacts(
     for name, value in values.items():
         setattr(unit, name, value)
     unit.updated_at = datetime.now(UTC)
-    await repo.add_unit_change(
+    await _record_change(
         session,
-        OrgUnitChange(
-            unit_id=unit.id,
-            kind=UnitChangeKind.CONTACTS,
-            old_value={k: v[0] for k, v in changes.items()},
-            new_value={k: v[1] for k, v in changes.items()},
-            effective_at=datetime.now(UTC),
-            actor_sub=principal.sub,
-        ),
-    )
-    await audit.record(
-        session, principal, "unit.contacts_updated", "org_unit", unit.id, changes=changes
+        principal,
+        unit,
+        UnitChangeKind.CONTACTS,
+        {k: v[0] for k, v in changes.items()},
+        {k: v[1] for k, v in changes.items()},
     )
     return changes
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.filing import repository as repo
+from services.filing.org_service import contacts_out
 from services.filing.schemas import (
-    ContactOut,
     FiguresOut,
     FilingEventOut,
     FilingOut,
@@ -50,10 +50,6 @@ def figures(version: FilingVersion | None, year: int) -> FiguresOut | None:
 
 async def present_filing(session: AsyncSession, filing: Filing, *, masked: bool) -> FilingOut:
     """The filing; contacts' mobiles masked unless shown to the filing unit itself."""
-
-    def mobile(value: str | None) -> str | None:
-        return mask_mobile(value) if masked else value
-
     units = await repo.get_units(
         session, [u for u in (filing.unit_id, filing.representative_unit_id) if u is not None]
     )
@@ -61,13 +57,7 @@ async def present_filing(session: AsyncSession, filing: Filing, *, masked: bool)
     previous = await repo.latest_version_of(session, filing.unit_id, filing.year - 1)
     filed = await repo.latest_version(session, filing.id)
     policy = await _policy_for(session, filing, units[filing.unit_id].region_code)
-    union_contact = None
-    if filing.union_contact_name or filing.union_contact_mobile:
-        union_contact = ContactOut(
-            name=filing.union_contact_name,
-            mobile=mobile(filing.union_contact_mobile),
-            landline=filing.union_contact_landline,
-        )
+    contact, union_contact = contacts_out(filing, masked=masked)
     return FilingOut(
         id=filing.id,
         unit_id=filing.unit_id,
@@ -97,11 +87,7 @@ async def present_filing(session: AsyncSession, filing: Filing, *, masked: bool)
             remark=filing.union_remark,
         ),
         union_expected_amount=filing.union_expected_amount,
-        contact=ContactOut(
-            name=filing.contact_name,
-            mobile=mobile(filing.contact_mobile),
-            landline=filing.contact_landline,
-        ),
+        contact=contact,
         union_contact=union_contact,
         justification=filing.justification,
         flags=list(filing.flags or []),

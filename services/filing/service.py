@@ -338,25 +338,34 @@ def _snapshot_values(filing: Filing, shared_ids: list[int]) -> dict[str, Any]:
     return out
 
 
-def _event(
-    filing: Filing,
+async def _record(
+    session: AsyncSession,
     principal: Principal,
+    filing: Filing,
     action: str,
     from_status: FilingStatus | None,
     *,
-    reason: str | None = None,
     changes: dict[str, Any] | None = None,
-) -> FilingEvent:
-    return FilingEvent(
-        filing_id=filing.id,
-        action=action,
-        from_status=from_status.value if from_status else None,
-        to_status=filing.status.value,
-        actor_sub=principal.sub,
-        actor_role=str(principal.role),
-        actor_unit_id=principal.unit_id,
-        reason=reason,
-        changes=changes or None,
+    reason: str | None = None,
+) -> None:
+    """One transition of a filing: an event of its history and an entry of the audit log
+    (who, when, what changed, why)."""
+    await repo.add_event(
+        session,
+        FilingEvent(
+            filing_id=filing.id,
+            action=action,
+            from_status=from_status.value if from_status else None,
+            to_status=filing.status.value,
+            actor_sub=principal.sub,
+            actor_role=str(principal.role),
+            actor_unit_id=principal.unit_id,
+            reason=reason,
+            changes=changes or None,
+        ),
+    )
+    await audit.record(
+        session, principal, f"filing.{action}", "filing", filing.id, changes=changes, reason=reason
     )
 
 
@@ -407,25 +416,10 @@ async def save_draft(
 
     # contacts belong to the unit too (核对完善预算单位联系人信息): no re-approval needed
     await set_unit_contacts(session, principal, unit, {f: draft.values[f] for f in CONTACT_FIELDS})
-    if created or changes:
-        await repo.add_event(
-            session,
-            _event(
-                filing,
-                principal,
-                "drafted" if created else "draft_updated",
-                None if created else filing.status,
-                changes=audit.diff({}, after) if created else changes,
-            ),
-        )
-        await audit.record(
-            session,
-            principal,
-            "filing.drafted" if created else "filing.draft_updated",
-            "filing",
-            filing.id,
-            changes=audit.diff({}, after) if created else changes,
-        )
+    if created:
+        await _record(session, principal, filing, "drafted", None, changes=audit.diff({}, after))
+    elif changes:
+        await _record(session, principal, filing, "draft_updated", filing.status, changes=changes)
     return filing
 
 
@@ -571,25 +565,13 @@ async def submit(session: AsyncSession, principal: Principal, year: int, data: S
             submitted_at=now,
         ),
     )
-    changes = audit.diff(last.snapshot if last else {}, snapshot)
-    await repo.add_event(
-        session,
-        _event(
-            filing,
-            principal,
-            "submitted" if from_status == FilingStatus.DRAFT else "resubmitted",
-            from_status,
-            reason=justification,
-            changes=changes,
-        ),
-    )
-    await audit.record(
+    await _record(
         session,
         principal,
-        "filing.submitted",
-        "filing",
-        filing.id,
-        changes={"status": [from_status.value, filing.status.value], "version": filing.version},
+        filing,
+        "submitted" if from_status == FilingStatus.DRAFT else "resubmitted",
+        from_status,
+        changes=audit.diff(last.snapshot if last else {}, snapshot),
         reason=justification,
     )
     return filing
@@ -646,11 +628,8 @@ async def return_filing(
         "canteen_status": filing.canteen_status.value,
         "union_status": filing.union_status.value,
     }
-    await repo.add_event(
-        session, _event(filing, principal, "returned", from_status, reason=reason, changes=changes)
-    )
-    await audit.record(
-        session, principal, "filing.returned", "filing", filing.id, changes=changes, reason=reason
+    await _record(
+        session, principal, filing, "returned", from_status, changes=changes, reason=reason
     )
     return filing
 
@@ -671,11 +650,8 @@ async def confirm_filing(
     filing.updated_at = datetime.now(UTC)
     await repo.flush(session)
     changes = {"status": [from_status.value, filing.status.value]}
-    await repo.add_event(
-        session, _event(filing, principal, "confirmed", from_status, reason=note, changes=changes)
-    )
-    await audit.record(
-        session, principal, "filing.confirmed", "filing", filing.id, changes=changes, reason=note
+    await _record(
+        session, principal, filing, "confirmed", from_status, changes=changes, reason=note
     )
     return filing
 
@@ -694,8 +670,8 @@ async def update_filing_contacts(
         for name, value in values.items():
             setattr(locked, name, value)
         await repo.flush(session)
-        await repo.add_event(
-            session, _event(locked, principal, "contacts_updated", locked.status, changes=changes)
+        await _record(
+            session, principal, locked, "contacts_updated", locked.status, changes=changes
         )
 
 

@@ -169,6 +169,15 @@ async def test_unit_updates_contacts_at_any_time_without_reapproval(
     )
     assert audit[-1].changes is not None
     assert audit[-1].changes["contact_mobile"] == ["13812345678", "13500000000"]
+    # the filing's own audit trail records the change to the submitted filing too
+    filing_audit = await session.scalar(
+        select(AuditLog).where(
+            AuditLog.action == "filing.contacts_updated", AuditLog.entity_id == str(mine["id"])
+        )
+    )
+    assert filing_audit is not None and filing_audit.actor_sub == f"unit:{tree.unit.id}"
+    assert filing_audit.changes is not None
+    assert filing_audit.changes["contact_mobile"] == ["13812345678", "13500000000"]
     changes = await filing_client.get(
         f"/api/v1/units/{tree.unit.id}/history", headers=auth("unit", tree.department.id)
     )
