@@ -64,7 +64,6 @@ from shared.settings import get_settings
 MATCHER_ACTOR = "system:matcher"
 CODE_LENGTH = 6
 SEPARATORS = frozenset(" -_./·，,")
-CODE_SYMBOLS = "abcdefghijklmnopqrstuvwxyz0123456789"
 _TOKEN_RE = re.compile(r"[a-z0-9]+|[^a-z0-9]+")
 _ASCII_ALNUM_RE = re.compile(r"[a-z0-9]+")
 _DIGITS_RE = re.compile(r"[0-9]+")
@@ -141,17 +140,19 @@ def _split_groups(tokens: Sequence[str]) -> list[list[str]]:
     return groups
 
 
-def one_character_variants(code: str) -> set[str]:
-    """Every string one substitution (over `[a-z0-9]`) or one adjacent swap away from `code`."""
-    out: set[str] = set()
-    for i, c in enumerate(code):
-        for s in CODE_SYMBOLS:
-            if s != c:
-                out.add(code[:i] + s + code[i + 1 :])
-    for i in range(len(code) - 1):
-        if code[i] != code[i + 1]:
-            out.add(code[:i] + code[i + 1] + code[i] + code[i + 2 :])
-    return out
+def one_character_away(a: str, b: str) -> bool:
+    """Whether `a` becomes `b` by one substitution or one swap of adjacent characters."""
+    if len(a) != len(b) or a == b:
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if len(diff) == 1:
+        return True
+    return (
+        len(diff) == 2
+        and diff[1] == diff[0] + 1
+        and a[diff[0]] == b[diff[1]]
+        and a[diff[1]] == b[diff[0]]
+    )
 
 
 def is_cash_deposit(
@@ -331,14 +332,21 @@ async def match_batch(session: AsyncSession, limit: int) -> BatchResult:
     lines = [_prepare(r) for r in rows]
     all_codes = sorted({c for ln in lines for c in ln.candidates})
     orders = await repository.orders_by_codes(session, all_codes)
-    probes = [
-        (ln.id, variant, ln.account_no, ln.amount)
+    # one-character suggestions: only for lines whose candidates name no order; the open orders
+    # payable to the same account with exactly that outstanding amount are few
+    unknown = [
+        ln
         for ln in lines
         if ln.pre_reason is None and ln.candidates and not any(c in orders for c in ln.candidates)
-        for candidate in ln.candidates
-        for variant in one_character_variants(candidate)
     ]
-    suggestions = await repository.code_suggestions(session, probes)
+    payable = await repository.payable_orders(
+        session, sorted({(ln.account_no, ln.amount) for ln in unknown})
+    )
+    suggestions: dict[int, set[int]] = {}
+    for ln in unknown:
+        for order_id, code in payable.get((ln.account_no, ln.amount), []):
+            if any(one_character_away(c, code) for c in ln.candidates):
+                suggestions.setdefault(ln.id, set()).add(order_id)
     decisions = decide(lines, orders, suggestions)
     await repository.apply_match_decisions(
         session,

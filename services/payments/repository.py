@@ -309,31 +309,30 @@ async def orders_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[s
     return found
 
 
-_SUGGESTIONS = text(
+_PAYABLE_ORDERS = text(
     f"""
-    SELECT DISTINCT v.tx_id, o.id AS order_id
-      FROM unnest(CAST(:tx_ids AS bigint[]), CAST(:variants AS varchar[]),
-                  CAST(:accounts AS varchar[]), CAST(:amounts AS numeric[]))
-           AS v(tx_id, variant, account_no, amount)
-      JOIN orders o ON o.payment_code = v.variant AND o.status IN {OPEN}
-      JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
-     WHERE sa.account_no = v.account_no AND o.amount - o.paid_amount = v.amount
+    SELECT DISTINCT p.account_no, p.amount, o.id, o.payment_code
+      FROM unnest(CAST(:accounts AS varchar[]), CAST(:amounts AS numeric[]))
+           AS p(account_no, amount)
+      JOIN supplier_accounts sa ON sa.account_no = p.account_no AND sa.is_settlement
+      JOIN orders o ON o.supplier_id = sa.supplier_id AND o.settlement_account_id = sa.id
+     WHERE o.status IN {OPEN} AND o.amount - o.paid_amount = p.amount
     """
 )
 
 
-async def code_suggestions(
-    session: AsyncSession, probes: Sequence[tuple[int, str, str, Decimal]]
-) -> dict[int, set[int]]:
-    """For (line id, code variant, receiving account, amount) probes: the open orders holding a
-    variant whose settlement account is that account and whose outstanding amount is that amount."""
-    if not probes:
+async def payable_orders(
+    session: AsyncSession, keys: Sequence[tuple[str, Decimal]]
+) -> dict[tuple[str, Decimal], list[tuple[int, str]]]:
+    """For (receiving account, amount) pairs: the open orders payable to that settlement account
+    whose outstanding amount is exactly that amount, as (order id, payment code)."""
+    if not keys:
         return {}
-    tx_ids, variants, accounts, amounts = (list(col) for col in zip(*probes, strict=True))
-    params = {"tx_ids": tx_ids, "variants": variants, "accounts": accounts, "amounts": amounts}
-    out: dict[int, set[int]] = {}
-    for r in await session.execute(_SUGGESTIONS, params):
-        out.setdefault(r.tx_id, set()).add(r.order_id)
+    accounts, amounts = (list(col) for col in zip(*keys, strict=True))
+    out: dict[tuple[str, Decimal], list[tuple[int, str]]] = {}
+    params = {"accounts": accounts, "amounts": amounts}
+    for r in await session.execute(_PAYABLE_ORDERS, params):
+        out.setdefault((r.account_no, r.amount), []).append((r.id, r.payment_code))
     return out
 
 

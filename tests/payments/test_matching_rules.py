@@ -85,6 +85,14 @@ def test_separators_between_every_code_character_are_accepted() -> None:
     assert matching.code_candidates("账号35000188110599001") == []
 
 
+def test_one_character_away_means_one_substitution_or_one_adjacent_swap() -> None:
+    assert matching.one_character_away("b3x7kf", "b3x7kt")
+    assert matching.one_character_away("3bx7kt", "b3x7kt")
+    assert not matching.one_character_away("b3x7kt", "b3x7kt")
+    assert not matching.one_character_away("x3b7kt", "b3x7kt")  # swap of non-neighbours
+    assert not matching.one_character_away("b3x7ff", "b3x7kt")
+
+
 async def test_exact_code_to_the_settlement_account_pays_the_order(
     session: AsyncSession, order: Order, payments_client: httpx.AsyncClient
 ) -> None:
