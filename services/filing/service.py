@@ -424,6 +424,10 @@ async def save_draft(
 
 
 def _ensure_only_returned_parts_changed(filing: Filing, changes: dict[str, Any]) -> None:
+    """A part that was not returned stays as filed. The remark of a `shared/other` filing is
+    rendered from its representative's current name, so a rename alone does not touch it."""
+    if filing.representative_unit_id is not None and "representative_unit_id" not in changes:
+        changes = {k: v for k, v in changes.items() if k != "remark"}
     locked: list[tuple[str, tuple[str, ...]]] = []
     if filing.canteen_status != FilingStatus.RETURNED:
         locked.append(("食堂食材", CANTEEN_FIELDS))

@@ -360,3 +360,41 @@ async def test_token_with_an_impossible_unit_id_is_a_401_not_a_server_error(
         assert response.json()["code"] == "token_invalid"
     response = await filing_client.get("/api/v1/units/mine", headers=auth("unit", 2**62))
     assert response.status_code == 404
+
+
+async def test_returned_union_part_can_be_modified_after_the_representative_was_renamed(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    """Only the union part returned: the canteen part (shared/other) stays locked, but the
+    remark rendered from the renamed representative is not a change by the unit."""
+    tree = await make_tree(session)
+    body = own_body(
+        canteen_type="shared",
+        shared_filled_by="other",
+        representative_unit_id=tree.sibling.id,
+        canteen_total=None,
+        canteen_ratio=None,
+    )
+    filing_id = (await save_and_submit(filing_client, tree.unit, body)).json()["id"]
+    await filing_client.patch(
+        f"/api/v1/units/{tree.sibling.id}",
+        json={"name": "广东二中", "reason": "更名"},
+        headers=auth("ops"),
+    )
+    returned = await filing_client.post(
+        f"/api/v1/filings/{filing_id}/return",
+        json={"reason": "工会采购比例请核实", "parts": ["union"]},
+        headers=auth("unit", tree.department.id),
+    )
+    assert returned.json()["canteen_status"] == "submitted"
+    body["union"] = {"has_need": True, "total": "200000", "ratio": "25"}
+    modified = await filing_client.put(
+        "/api/v1/filings/2024/mine", json=body, headers=auth("unit", tree.unit.id)
+    )
+    assert modified.status_code == 200, modified.text
+    assert modified.json()["union_expected_amount"] == "50000.00"
+    body["representative_unit_id"] = tree.stranger.id  # a real canteen change stays refused
+    locked = await filing_client.put(
+        "/api/v1/filings/2024/mine", json=body, headers=auth("unit", tree.unit.id)
+    )
+    assert locked.status_code == 409 and locked.json()["code"] == "part_locked"
