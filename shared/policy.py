@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import DomainError, NotFound
 
+NATIONAL_REGION = "000000"
+"""Region code of the national policy row (the root of every region chain)."""
+
 POLICY_FIELDS = (
     "national_floor",
     "encouraged_ratio",
@@ -86,8 +89,8 @@ async def region_chain(session: AsyncSession, region_code: str) -> tuple[str, ..
     if not rows:
         raise NotFound(f"地区代码 {region_code} 不存在", code="region_not_found")
     chain = tuple(str(r) for r in rows)
-    if "000000" not in chain:
-        chain = (*chain, "000000")
+    if NATIONAL_REGION not in chain:
+        chain = (*chain, NATIONAL_REGION)
     return chain
 
 

@@ -30,7 +30,7 @@ from shared.models import (
     UnitKind,
     UnitStatus,
 )
-from shared.policy import POLICY_FIELDS, region_chain
+from shared.policy import NATIONAL_REGION, POLICY_FIELDS, region_chain
 
 CONTACT_FIELDS = (
     "contact_name",
@@ -318,8 +318,16 @@ async def put_policy(
             raise Forbidden(
                 "财政部门只能设置本地区及下辖地区的政策", code="policy_region_forbidden"
             )
-    row = await repo.lock_or_create_policy_row(session, year, region_code, principal.sub)
     sent = data.model_dump(exclude_unset=True)
+    if region_code != NATIONAL_REGION and sent.get("national_floor") is not None:
+        # a region may add a soft floor, but never lower (or move) the national one
+        raise ValidationFailed.at(
+            ["body", "national_floor"],
+            f"全国最低预留比例只能在全国政策（{NATIONAL_REGION}）中设置；"
+            "本地区的要求请填写 soft_floor（原则上不低于的比例）",
+            code="national_floor_is_national",
+        )
+    row = await repo.lock_or_create_policy_row(session, year, region_code, principal.sub)
     old = {f: getattr(row, f) for f in POLICY_FIELDS}
     for name in POLICY_FIELDS:
         if name in sent:

@@ -11,7 +11,7 @@ from shared.models import UnitKind
 from shared.policy import effective_policy
 from tests.conftest import auth
 from tests.factories import make_policy, make_policy_2024, make_unit
-from tests.filing.helpers import make_tree
+from tests.filing.helpers import make_tree, own_body, save
 
 
 async def test_effective_policy_takes_the_most_specific_row_per_field(
@@ -201,3 +201,22 @@ async def test_finance_role_must_be_bound_to_an_active_finance_department(
         assert response.json()["code"] == "not_a_finance_department"
     policy = await filing_client.get("/api/v1/policies/2024/440000", headers=headers)
     assert policy.json()["soft_floor"] == "30.00"
+
+
+async def test_national_floor_is_set_only_on_the_national_row(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    """A region cannot lower the national floor for its units; it sets a soft floor instead."""
+    tree = await make_tree(session)  # 2024: national 10%, Guangdong soft floor 30%
+    for headers in (auth("finance", tree.finance.id), auth("ops")):
+        response = await filing_client.put(
+            "/api/v1/policies/2024/440000", json={"national_floor": "5"}, headers=headers
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "national_floor_is_national"
+        assert response.json()["errors"][0]["loc"] == ["body", "national_floor"]
+    effective = await filing_client.get("/api/v1/policies/2024/440000", headers=auth("ops"))
+    assert effective.json()["national_floor"] == "10.00"
+    assert effective.json()["sources"]["national_floor"] == "000000"
+    low = await save(filing_client, tree.unit, own_body(ratio="6"))
+    assert low.json()["code"] == "ratio_below_national_floor"
