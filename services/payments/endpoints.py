@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse
 
 from services.payments import service
@@ -32,6 +32,9 @@ from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
+PathId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+OrderNo = Annotated[str, Path(min_length=1, max_length=40)]
+
 Ops = Annotated[Principal, Depends(require_roles(Role.OPS))]
 Platform = Annotated[Principal, Depends(require_roles(Role.PLATFORM))]
 SupplierAdmin = Annotated[Principal, Depends(require_roles(Role.OPS, Role.PLATFORM))]
@@ -48,7 +51,7 @@ async def create_supplier(
 
 
 @router.get("/suppliers/{supplier_id}")
-async def get_supplier(supplier_id: int, session: SessionDep, _: SupplierAdmin) -> SupplierOut:
+async def get_supplier(supplier_id: PathId, session: SessionDep, _: SupplierAdmin) -> SupplierOut:
     return await service.get_supplier(session, supplier_id)
 
 
@@ -64,13 +67,15 @@ async def create_order(body: OrderIn, session: SessionDep, principal: Platform) 
 
 
 @router.get("/orders/{order_no}")
-async def get_order(order_no: str, session: SessionDep, principal: OrderReader) -> OrderDetailOut:
+async def get_order(
+    order_no: OrderNo, session: SessionDep, principal: OrderReader
+) -> OrderDetailOut:
     return await service.order_detail(session, principal, order_no)
 
 
 @router.post("/orders/{order_no}/cancel")
 async def cancel_order(
-    order_no: str, session: SessionDep, principal: Platform, body: CancelIn | None = None
+    order_no: OrderNo, session: SessionDep, principal: Platform, body: CancelIn | None = None
 ) -> OrderOut:
     order = await service.cancel_order(session, principal, order_no, body.reason if body else None)
     return await service.order_out(session, order)
@@ -105,12 +110,14 @@ async def import_statement_file(
 
 
 @router.get("/statements/{statement_id}")
-async def get_statement(statement_id: int, session: SessionDep, _: StatementReader) -> StatementOut:
+async def get_statement(
+    statement_id: PathId, session: SessionDep, _: StatementReader
+) -> StatementOut:
     return await service.statement_view(session, statement_id)
 
 
 @router.get("/bank-transactions/{tx_id}")
-async def get_bank_transaction(tx_id: int, session: SessionDep, _: Ops) -> BankTransactionOut:
+async def get_bank_transaction(tx_id: PathId, session: SessionDep, _: Ops) -> BankTransactionOut:
     return await service.bank_transaction_view(session, tx_id)
 
 
@@ -131,6 +138,6 @@ async def list_review_cases(
 
 @router.post("/review-cases/{case_id}/resolve")
 async def resolve_review_case(
-    case_id: int, body: ResolveIn, session: SessionDep, principal: Ops
+    case_id: PathId, body: ResolveIn, session: SessionDep, principal: Ops
 ) -> ReviewCaseOut:
     return await service.resolve_review_case(session, principal, case_id, body)

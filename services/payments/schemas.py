@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.payments import OrderStatus, ReviewReason, ReviewStatus, TxOutcome
 from shared.money import Money, MoneyOut
+
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+"""A BIGINT id: larger numbers would fail in the database (422 instead of a 500)."""
 
 
 class _In(BaseModel):
@@ -43,8 +46,8 @@ class SupplierOut(BaseModel):
 
 class OrderIn(_In):
     order_no: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
-    buyer_unit_id: int
-    supplier_id: int
+    buyer_unit_id: Id
+    supplier_id: Id
     amount: Money
     placed_at: datetime
     region_code: str | None = Field(default=None, max_length=4)

@@ -234,3 +234,15 @@ async def test_the_buyer_unit_reads_its_own_order_and_no_other_unit_does(
     )
     assert own.status_code == 200
     assert other.status_code == 404
+
+
+async def test_ids_beyond_the_database_range_are_a_422_not_a_500(
+    payments_client: httpx.AsyncClient,
+) -> None:
+    too_big = 2**63
+    order = await payments_client.post(
+        "/api/v1/orders", json=order_body(too_big, too_big), headers=PLATFORM
+    )
+    supplier = await payments_client.get(f"/api/v1/suppliers/{too_big}", headers=PLATFORM)
+    case = await payments_client.get(f"/api/v1/bank-transactions/{too_big}", headers=auth(Role.OPS))
+    assert (order.status_code, supplier.status_code, case.status_code) == (422, 422, 422)
