@@ -3,14 +3,24 @@ time) after loading orders.json gives exactly the outcomes of expected_outcomes.
 
 from __future__ import annotations
 
+import csv
+import io
 from decimal import Decimal
 
 import httpx
+from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Role
 from tests.conftest import auth
-from tests.payments.helpers import import_fixture, line_outcomes, load_sample_orders, settle
+from tests.payments.helpers import (
+    FIXTURES,
+    import_fixture,
+    line_outcomes,
+    load_sample_orders,
+    settle,
+    upload,
+)
 
 EXPECTED_LINES = {
     "2024040110000001": ("matched", None, "XD231204112700000006"),
@@ -86,3 +96,26 @@ async def test_sample_statements_give_the_expected_outcomes(
         "unmatched": 1,
         "pending": 0,
     }
+
+
+async def test_an_xlsx_export_with_the_same_profile_gives_the_same_outcomes(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    """The bank's export saved as XLSX: same lines, same outcomes; the CSV afterwards adds none."""
+    text = (FIXTURES / "statement_bank_export.csv").read_bytes().decode("gbk")
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in csv.reader(io.StringIO(text)):
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    await load_sample_orders(session, payments_client)
+    xlsx = await upload(payments_client, "流水.xlsx", buffer.getvalue())
+    assert xlsx.status_code == 201, xlsx.text
+    assert (xlsx.json()["format"], xlsx.json()["lines_new"]) == ("xlsx", 10)
+    await settle(session)
+    csv_after = await import_fixture(payments_client, "statement_bank_export.csv")
+    assert (csv_after["lines_new"], csv_after["lines_duplicate"]) == (0, 11)
+    assert await line_outcomes(session) == EXPECTED_LINES
