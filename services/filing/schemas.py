@@ -54,8 +54,11 @@ OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none), BeforeVali
 
 
 def _optional_amount(value: Any) -> Decimal | None:
+    """API.md: amounts and ratios are JSON strings; a JSON number (even 1000) is a 422."""
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
+    if not isinstance(value, str):
+        raise ValueError('金额或比例须为数字字符串，例如 "200000.00"')
     return parse_amount(value)
 
 

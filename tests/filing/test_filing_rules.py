@@ -465,3 +465,18 @@ async def test_union_contact_left_blank_is_no_union_contact(
     half = own_body(union_contact={"name": "王五", "mobile": "", "landline": ""})
     response = await save(filing_client, tree.unit, half)
     assert error_locs(response) == [["body", "union_contact", "mobile"]]
+
+
+@pytest.mark.parametrize("number", [1000000, 0, 20])
+async def test_totals_and_ratios_are_json_strings_not_numbers(
+    session: AsyncSession, filing_client: httpx.AsyncClient, number: int
+) -> None:
+    """API.md: "200000", "200000.5", "200000.50" — a JSON number is refused like 1000.5 is."""
+    tree = await make_tree(session)
+    body = own_body()
+    body["canteen_total"] = number
+    body["union"] = {"has_need": True, "total": "200000", "ratio": number}
+    response = await save(filing_client, tree.unit, body)
+    assert response.status_code == 422, response.text
+    assert error_locs(response) == [["body", "canteen_total"], ["body", "union", "ratio"]]
+    assert "数字字符串" in response.json()["detail"]
