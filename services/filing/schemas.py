@@ -24,6 +24,7 @@ from shared.money import MoneyOut, format_amount, parse_amount
 MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 LANDLINE_RE = re.compile(r"^0[0-9]{2,3}-[0-9]{7,8}$")
 REGION_CODE_RE = re.compile(r"^[0-9]{6}$")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -60,6 +61,18 @@ def _optional_amount(value: Any) -> Decimal | None:
     if not isinstance(value, str):
         raise ValueError('金额或比例须为数字字符串，例如 "200000.00"')
     return parse_amount(value)
+
+
+def _iso_date(value: Any) -> Any:
+    """A date is a `"YYYY-MM-DD"` string: no timestamps (0 is not 1970-01-01), no times."""
+    if value is None or isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not DATE_RE.fullmatch(value):
+        raise ValueError("日期格式应为 YYYY-MM-DD，例如 2024-02-20")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 OptionalMoney = Annotated[
@@ -194,8 +207,8 @@ class PolicyIn(Strict):
     national_floor: OptionalMoney = None
     encouraged_ratio: OptionalMoney = None
     soft_floor: OptionalMoney = None
-    filing_deadline: date | None = None
-    non_settlement_cutoff: date | None = None
+    filing_deadline: IsoDate | None = None
+    non_settlement_cutoff: IsoDate | None = None
 
     @field_validator("national_floor", "encouraged_ratio", "soft_floor")
     @classmethod
@@ -275,7 +288,7 @@ class ConfirmIn(Strict):
 
 
 class ReopenIn(Strict):
-    open_until: date
+    open_until: IsoDate
     reason: Annotated[str, BeforeValidator(_strip)] = Field(min_length=1, max_length=500)
 
 
@@ -283,7 +296,7 @@ class ReopenOut(BaseModel):
     id: int
     year: int
     unit_id: int
-    open_until: date
+    open_until: IsoDate
     granted_by: str
     reason: str
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import UnitKind
@@ -220,3 +221,25 @@ async def test_national_floor_is_set_only_on_the_national_row(
     assert effective.json()["sources"]["national_floor"] == "000000"
     low = await save(filing_client, tree.unit, own_body(ratio="6"))
     assert low.json()["code"] == "ratio_below_national_floor"
+
+
+@pytest.mark.parametrize("bad", [0, 1706745600, "2025-02-20T00:00:00", "20250220", "2025-2-20"])
+async def test_policy_dates_are_iso_date_strings(
+    session: AsyncSession, filing_client: httpx.AsyncClient, bad: object
+) -> None:
+    """A timestamp or a date-time is not silently taken as a deadline (0 is not 1970-01-01)."""
+    for field in ("filing_deadline", "non_settlement_cutoff"):
+        response = await filing_client.put(
+            "/api/v1/policies/2025/000000", json={field: bad}, headers=auth("ops")
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == ["body", field]
+    ok = await filing_client.put(
+        "/api/v1/policies/2025/000000", json={"filing_deadline": "2025-02-20"}, headers=auth("ops")
+    )
+    assert ok.json()["filing_deadline"] == "2025-02-20"
+    for amount in (10, 10.5):
+        response = await filing_client.put(
+            "/api/v1/policies/2025/000000", json={"national_floor": amount}, headers=auth("ops")
+        )
+        assert response.status_code == 422
