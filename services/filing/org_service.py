@@ -248,6 +248,11 @@ async def merge_unit(
             ["body", "into_unit_id"], "不能合并到本单位自身", code="merge_into_self"
         )
     target = await _unit_ref(session, principal, data.into_unit_id, "into_unit_id")
+    # lock both rows (in id order) and re-read them: two crossed merges (A into B, B into A)
+    # must not both succeed
+    await repo.lock_units(session, [unit.id, target.id])
+    if unit.status != UnitStatus.ACTIVE:
+        raise Conflict("该单位已合并或撤销，不能再变更", code="unit_inactive")
     if target.status != UnitStatus.ACTIVE or target.kind != unit.kind:
         raise ValidationFailed.at(
             ["body", "into_unit_id"], "合并目标须为同类且有效的单位", code="merge_target_invalid"

@@ -76,6 +76,18 @@ async def get_units(session: AsyncSession, unit_ids: Sequence[int]) -> dict[int,
     return {u.id: u for u in rows.scalars()}
 
 
+async def lock_units(session: AsyncSession, unit_ids: Sequence[int]) -> None:
+    """`SELECT ... FOR UPDATE` of the units in id order (no deadlock), refreshing loaded ones."""
+    stmt = (
+        select(OrgUnit)
+        .where(OrgUnit.id.in_(sorted(set(unit_ids))))
+        .order_by(OrgUnit.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    await session.execute(stmt)
+
+
 async def unit_code_taken(session: AsyncSession, code: str) -> bool:
     return bool(await session.scalar(select(exists().where(OrgUnit.code == code))))
 

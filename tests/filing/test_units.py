@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.filing.app import create_app
 from shared.models import AuditLog, UnitKind
 from tests.conftest import auth
 from tests.factories import make_unit
@@ -398,3 +401,32 @@ async def test_returned_union_part_can_be_modified_after_the_representative_was_
         "/api/v1/filings/2024/mine", json=body, headers=auth("unit", tree.unit.id)
     )
     assert locked.status_code == 409 and locked.json()["code"] == "part_locked"
+
+
+async def test_two_crossed_merges_cannot_both_succeed(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    """A merged into B and, at the same moment, B into A: exactly one wins (no merge cycle)."""
+    tree = await make_tree(session)
+    headers = auth("finance", tree.finance.id)
+    other_client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app()), base_url="http://filing-2.test"
+    )
+    async with other_client:
+        results = await asyncio.gather(
+            filing_client.post(
+                f"/api/v1/units/{tree.unit.id}/merge",
+                json={"into_unit_id": tree.sibling.id, "reason": "合并"},
+                headers=headers,
+            ),
+            other_client.post(
+                f"/api/v1/units/{tree.sibling.id}/merge",
+                json={"into_unit_id": tree.unit.id, "reason": "合并"},
+                headers=headers,
+            ),
+        )
+    codes = sorted(r.status_code for r in results)
+    assert codes[0] == 200 and codes[1] in (409, 422), [r.text for r in results]
+    a = await filing_client.get(f"/api/v1/units/{tree.unit.id}", headers=headers)
+    b = await filing_client.get(f"/api/v1/units/{tree.sibling.id}", headers=headers)
+    assert sorted([a.json()["status"], b.json()["status"]]) == ["active", "merged"]
