@@ -13,9 +13,9 @@ from services.filing import service
 from services.filing.app import create_app
 from shared.auth import Principal, Role
 from shared.db import get_sessionmaker
-from shared.models import AuditLog, FilingVersion
+from shared.models import AuditLog, FilingVersion, UnitKind
 from tests.conftest import auth
-from tests.factories import make_policy
+from tests.factories import make_policy, make_unit
 from tests.filing.helpers import make_tree, own_body, save, save_and_submit, submit
 
 
@@ -140,7 +140,8 @@ async def test_finance_department_reopens_a_late_unit(
     tree = await make_tree(session)
     await save(filing_client, tree.unit, own_body())
     today[0] = date(2024, 3, 1)
-    assert (await submit(filing_client, tree.unit)).status_code == 409
+    late = await submit(filing_client, tree.unit)
+    assert late.status_code == 409 and late.json()["code"] == "filing_deadline_passed"
     reopen = await filing_client.post(
         f"/api/v1/filings/2024/units/{tree.unit.id}/reopen",
         json={"open_until": "2024-03-05", "reason": "单位合并后补报"},
@@ -153,10 +154,21 @@ async def test_finance_department_reopens_a_late_unit(
         headers=auth("unit", tree.department.id),
     )
     assert denied.status_code == 403
+    shenzhen = await make_unit(
+        session, "深圳市财政局", kind=UnitKind.FINANCE_DEPARTMENT, region_code="440300"
+    )
+    await session.commit()
+    elsewhere = await filing_client.post(
+        f"/api/v1/filings/2024/units/{tree.unit.id}/reopen",
+        json={"open_until": "2024-03-05", "reason": "x"},
+        headers=auth("finance", shenzhen.id),
+    )
+    assert elsewhere.status_code == 404  # not its unit: existence does not leak
     assert (await submit(filing_client, tree.unit)).status_code == 200
     today[0] = date(2024, 3, 6)
     await save(filing_client, tree.sibling, own_body())
-    assert (await submit(filing_client, tree.sibling)).status_code == 409
+    sibling = await submit(filing_client, tree.sibling)  # the reopening was for one unit only
+    assert sibling.json()["code"] == "filing_deadline_passed"
 
 
 async def test_editing_a_submitted_filing_refused(
@@ -269,6 +281,7 @@ async def test_only_the_superior_returns_or_confirms(
         f"/api/v1/filings/{filing_id}/return", json=body, headers=auth("unit", tree.unit.id)
     )
     assert own.status_code == 403
+    assert own.json()["code"] == "not_superior"
     sibling = await filing_client.post(
         f"/api/v1/filings/{filing_id}/return", json=body, headers=auth("unit", tree.sibling.id)
     )
