@@ -12,8 +12,10 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu import Queue
 
+from shared.masking import mask_all_handlers
 from shared.settings import get_settings
 
 T = TypeVar("T")
@@ -67,6 +69,14 @@ def make_celery() -> Celery:
 
 
 celery_app = make_celery()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _mask_worker_logs(*_: Any, **__: Any) -> None:
+    """Worker and beat logs are scrubbed of mobile and account numbers like the services'."""
+    mask_all_handlers()
+
 
 _loop: asyncio.AbstractEventLoop | None = None
 

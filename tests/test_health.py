@@ -28,3 +28,25 @@ async def test_unknown_path_is_problem_json(filing_client: httpx.AsyncClient) ->
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+
+
+def test_log_lines_are_scrubbed_of_mobiles_and_account_numbers() -> None:
+    import io
+    import logging
+
+    from shared.masking import MaskingFilter, mask_all_handlers
+
+    stream = io.StringIO()
+    logger = logging.getLogger("uvicorn.access.test-masking")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        mask_all_handlers()
+        assert any(isinstance(f, MaskingFilter) for f in handler.filters)
+        logger.warning("contact %s paid to %s", "13812345678", "35000188110503337")
+    finally:
+        logger.removeHandler(handler)
+    line = stream.getvalue()
+    assert "13812345678" not in line and "138****5678" in line
+    assert "35000188110503337" not in line and "3500 **** * 3337" in line
