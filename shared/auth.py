@@ -32,6 +32,8 @@ class Role(enum.StrEnum):
 
 
 ROLES_WITH_UNIT = {Role.UNIT, Role.FINANCE}
+SUB_MAX_CHARS = 100
+"""Longest token subject: actor columns (audit log, filing events, idempotency) are 100 chars."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,11 @@ def decode_token(token: str) -> Principal:
         not isinstance(unit_id, int) or isinstance(unit_id, bool) or not 1 <= unit_id < 2**63
     ):  # a unit id is a bigint row id: anything else would reach the database and fail there
         raise Unauthorized("身份凭证中的单位信息无效", code="token_invalid")
-    return Principal(sub=str(claims["sub"]), role=role, unit_id=unit_id)
+    sub = str(claims["sub"])
+    if not 1 <= len(sub) <= SUB_MAX_CHARS or not sub.isprintable():
+        # the subject is stored as who acted (audit, history): it must fit and be plain text
+        raise Unauthorized("身份凭证中的用户标识无效", code="token_invalid")
+    return Principal(sub=sub, role=role, unit_id=unit_id)
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from `python -m shared.auth mint`")

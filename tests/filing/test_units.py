@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -363,6 +364,26 @@ async def test_token_with_an_impossible_unit_id_is_a_401_not_a_server_error(
         assert response.json()["code"] == "token_invalid"
     response = await filing_client.get("/api/v1/units/mine", headers=auth("unit", 2**62))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("sub", ["x" * 101, "clerk\ud800", "clerk\x00"])
+async def test_token_whose_subject_cannot_be_recorded_is_a_401_not_a_server_error(
+    session: AsyncSession, filing_client: httpx.AsyncClient, sub: str
+) -> None:
+    """The subject is recorded as who acted (100 characters of plain text)."""
+    tree = await make_tree(session)
+    contacts = {"contact": {"name": "甲", "mobile": "13811112222"}}
+    response = await filing_client.put(
+        "/api/v1/units/mine/contacts", json=contacts, headers=auth("unit", tree.unit.id, sub=sub)
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "token_invalid"
+    ok = await filing_client.put(
+        "/api/v1/units/mine/contacts",
+        json=contacts,
+        headers=auth("unit", tree.unit.id, sub="张" * 100),
+    )
+    assert ok.status_code == 200
 
 
 async def test_returned_union_part_can_be_modified_after_the_representative_was_renamed(
