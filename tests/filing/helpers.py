@@ -52,6 +52,19 @@ def own_body(total: str = "1000000", ratio: str = "30", **overrides: Any) -> dic
     return body
 
 
+def shared_other_body(representative_id: int | None, **overrides: Any) -> dict[str, Any]:
+    """A `shared`+`other` draft: no figures, the representative unit files for the canteen."""
+    body = own_body(
+        canteen_type="shared",
+        shared_filled_by="other",
+        representative_unit_id=representative_id,
+        canteen_total=None,
+        canteen_ratio=None,
+    )
+    body.update(overrides)
+    return body
+
+
 def no_union() -> dict[str, Any]:
     return {"has_need": False, "remark": "本单位无工会采购需求"}
 

@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import auth
 from tests.factories import make_unit
-from tests.filing.helpers import error_codes, error_locs, make_tree, no_union, own_body, save
+from tests.filing.helpers import (
+    error_codes,
+    error_locs,
+    make_tree,
+    no_union,
+    own_body,
+    save,
+    shared_other_body,
+)
 
 
 @pytest.mark.parametrize(
@@ -190,13 +198,7 @@ async def test_shared_other_references_representative_and_renders_remark(
     session: AsyncSession, filing_client: httpx.AsyncClient
 ) -> None:
     tree = await make_tree(session)
-    body = own_body(
-        canteen_type="shared",
-        shared_filled_by="other",
-        representative_unit_id=tree.sibling.id,
-        canteen_total=None,
-        canteen_ratio=None,
-    )
+    body = shared_other_body(tree.sibling.id)
     response = await save(filing_client, tree.unit, body)
     assert response.status_code == 200, response.text
     filing = response.json()
@@ -230,16 +232,10 @@ async def test_shared_other_needs_an_existing_representative_unit(
     session: AsyncSession, filing_client: httpx.AsyncClient, representative: object
 ) -> None:
     tree = await make_tree(session)
-    rep_id = {"self": tree.unit.id, "finance": tree.finance.id}.get(
-        str(representative), representative
-    )
-    body = own_body(
-        canteen_type="shared",
-        shared_filled_by="other",
-        representative_unit_id=rep_id,
-        canteen_total=None,
-        canteen_ratio=None,
-    )
+    known = {"self": tree.unit.id, "finance": tree.finance.id}
+    rep_id = known[representative] if isinstance(representative, str) else representative
+    assert rep_id is None or isinstance(rep_id, int)
+    body = shared_other_body(rep_id)
     response = await save(filing_client, tree.unit, body)
     assert response.status_code == 422
     assert error_locs(response) == [["body", "representative_unit_id"]]

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import make_policy, make_submitted_filing, make_unit
-from tests.filing.helpers import make_tree, own_body, save_and_submit
+from tests.filing.helpers import make_tree, own_body, save_and_submit, shared_other_body
 
 
 async def _file_2023(session, client, unit, body, today):
@@ -43,13 +43,7 @@ async def test_shared_other_whose_representative_has_not_filed_flagged(
     session: AsyncSession, filing_client: httpx.AsyncClient
 ) -> None:
     tree = await make_tree(session)
-    body = own_body(
-        canteen_type="shared",
-        shared_filled_by="other",
-        representative_unit_id=tree.sibling.id,
-        canteen_total=None,
-        canteen_ratio=None,
-    )
+    body = shared_other_body(tree.sibling.id)
     response = await save_and_submit(filing_client, tree.unit, body)
     assert response.json()["flags"] == ["representative_not_filed"]
     assert response.json()["remark"] == "共用广东省第二中学食堂"

@@ -150,8 +150,6 @@ async def test_policy_change_applies_to_filings_of_that_year(
     session: AsyncSession, filing_client: httpx.AsyncClient
 ) -> None:
     """Floors are read from the database at each request: no literal 10%/30% in code."""
-    from tests.filing.helpers import make_tree, own_body, save
-
     tree = await make_tree(session)
     await filing_client.put(
         "/api/v1/policies/2024/000000", json={"national_floor": "20"}, headers=auth("ops")
@@ -164,8 +162,6 @@ async def test_policy_change_applies_to_filings_of_that_year(
 async def test_filing_shows_the_policy_that_applies_to_it(
     session: AsyncSession, filing_client: httpx.AsyncClient
 ) -> None:
-    from tests.filing.helpers import make_tree, own_body, save
-
     tree = await make_tree(session)
     policy = (await save(filing_client, tree.unit, own_body())).json()["policy"]
     assert policy == {

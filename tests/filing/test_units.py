@@ -13,7 +13,7 @@ from services.filing.app import create_app
 from shared.models import AuditLog, UnitKind
 from tests.conftest import auth
 from tests.factories import make_unit
-from tests.filing.helpers import make_tree, own_body, save_and_submit
+from tests.filing.helpers import make_tree, own_body, save_and_submit, shared_other_body
 
 
 async def test_finance_registers_units_and_reads_children(
@@ -283,13 +283,7 @@ async def test_shared_other_remark_follows_the_representatives_current_name(
     session: AsyncSession, filing_client: httpx.AsyncClient
 ) -> None:
     tree = await make_tree(session)
-    body = own_body(
-        canteen_type="shared",
-        shared_filled_by="other",
-        representative_unit_id=tree.sibling.id,
-        canteen_total=None,
-        canteen_ratio=None,
-    )
+    body = shared_other_body(tree.sibling.id)
     draft = await filing_client.put(
         "/api/v1/filings/2024/mine", json=body, headers=auth("unit", tree.unit.id)
     )
@@ -392,13 +386,7 @@ async def test_returned_union_part_can_be_modified_after_the_representative_was_
     """Only the union part returned: the canteen part (shared/other) stays locked, but the
     remark rendered from the renamed representative is not a change by the unit."""
     tree = await make_tree(session)
-    body = own_body(
-        canteen_type="shared",
-        shared_filled_by="other",
-        representative_unit_id=tree.sibling.id,
-        canteen_total=None,
-        canteen_ratio=None,
-    )
+    body = shared_other_body(tree.sibling.id)
     filing_id = (await save_and_submit(filing_client, tree.unit, body)).json()["id"]
     await filing_client.patch(
         f"/api/v1/units/{tree.sibling.id}",
