@@ -606,6 +606,15 @@ async def filing_for_superior(
     return await repo.lock_filing(session, filing_id)
 
 
+def _require_submitted(filing: Filing, verb: str) -> None:
+    """The superior decides only on a filing awaiting it (待上级预算单位确认)."""
+    if filing.status != FilingStatus.SUBMITTED:
+        raise Conflict(
+            f"只能{verb}待确认的填报（当前：{STATUS_LABELS[filing.status]}）",
+            code="filing_not_submitted",
+        )
+
+
 async def return_filing(
     session: AsyncSession,
     principal: Principal,
@@ -614,11 +623,7 @@ async def return_filing(
     parts: tuple[str, ...] = ("canteen", "union"),
 ) -> Filing:
     """退回: submitted → returned (the chosen parts), with a reason. `filing` must be locked."""
-    if filing.status != FilingStatus.SUBMITTED:
-        raise Conflict(
-            f"只能退回待确认的填报（当前：{STATUS_LABELS[filing.status]}）",
-            code="filing_not_submitted",
-        )
+    _require_submitted(filing, "退回")
     from_status = filing.status
     filing.status = FilingStatus.RETURNED
     if "canteen" in parts:
@@ -642,11 +647,7 @@ async def confirm_filing(
     session: AsyncSession, principal: Principal, filing: Filing, note: str | None = None
 ) -> Filing:
     """确认: submitted → confirmed (both parts). `filing` must be locked."""
-    if filing.status != FilingStatus.SUBMITTED:
-        raise Conflict(
-            f"只能确认待确认的填报（当前：{STATUS_LABELS[filing.status]}）",
-            code="filing_not_submitted",
-        )
+    _require_submitted(filing, "确认")
     from_status = filing.status
     filing.status = FilingStatus.CONFIRMED
     filing.canteen_status = FilingStatus.CONFIRMED
