@@ -615,6 +615,37 @@ def _require_submitted(filing: Filing, verb: str) -> None:
         )
 
 
+def _statuses(filing: Filing) -> dict[str, str]:
+    return {
+        "status": filing.status.value,
+        "canteen_status": filing.canteen_status.value,
+        "union_status": filing.union_status.value,
+    }
+
+
+async def _decided(
+    session: AsyncSession,
+    principal: Principal,
+    filing: Filing,
+    action: str,
+    before: dict[str, str],
+    reason: str | None,
+) -> Filing:
+    """Store a superior's decision; the event lists every status that changed, `[old, new]`."""
+    filing.updated_at = datetime.now(UTC)
+    await repo.flush(session)
+    await _record(
+        session,
+        principal,
+        filing,
+        action,
+        FilingStatus(before["status"]),
+        changes=audit.diff(before, _statuses(filing)),
+        reason=reason,
+    )
+    return filing
+
+
 async def return_filing(
     session: AsyncSession,
     principal: Principal,
@@ -624,23 +655,13 @@ async def return_filing(
 ) -> Filing:
     """退回: submitted → returned (the chosen parts), with a reason. `filing` must be locked."""
     _require_submitted(filing, "退回")
-    from_status = filing.status
+    before = _statuses(filing)
     filing.status = FilingStatus.RETURNED
     if "canteen" in parts:
         filing.canteen_status = FilingStatus.RETURNED
     if "union" in parts:
         filing.union_status = FilingStatus.RETURNED
-    filing.updated_at = datetime.now(UTC)
-    await repo.flush(session)
-    changes = {
-        "status": [from_status.value, filing.status.value],
-        "canteen_status": filing.canteen_status.value,
-        "union_status": filing.union_status.value,
-    }
-    await _record(
-        session, principal, filing, "returned", from_status, changes=changes, reason=reason
-    )
-    return filing
+    return await _decided(session, principal, filing, "returned", before, reason)
 
 
 async def confirm_filing(
@@ -648,17 +669,11 @@ async def confirm_filing(
 ) -> Filing:
     """确认: submitted → confirmed (both parts). `filing` must be locked."""
     _require_submitted(filing, "确认")
-    from_status = filing.status
+    before = _statuses(filing)
     filing.status = FilingStatus.CONFIRMED
     filing.canteen_status = FilingStatus.CONFIRMED
     filing.union_status = FilingStatus.CONFIRMED
-    filing.updated_at = datetime.now(UTC)
-    await repo.flush(session)
-    changes = {"status": [from_status.value, filing.status.value]}
-    await _record(
-        session, principal, filing, "confirmed", from_status, changes=changes, reason=note
-    )
-    return filing
+    return await _decided(session, principal, filing, "confirmed", before, note)
 
 
 async def update_filing_contacts(

@@ -480,3 +480,33 @@ async def test_concurrent_submits_with_one_idempotency_key_both_get_the_answer(
     )
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
+
+
+async def test_history_records_which_parts_were_returned_as_old_and_new(
+    session: AsyncSession, filing_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    filing_id = (await save_and_submit(filing_client, tree.unit, own_body())).json()["id"]
+    superior = auth("unit", tree.department.id)
+    await filing_client.post(
+        f"/api/v1/filings/{filing_id}/return",
+        json={"reason": "工会采购比例请核实", "parts": ["union"]},
+        headers=superior,
+    )
+    await save(
+        filing_client, tree.unit, own_body(union={"has_need": True, "total": "1", "ratio": "20"})
+    )
+    await submit(filing_client, tree.unit)
+    await filing_client.post(f"/api/v1/filings/{filing_id}/confirm", json={}, headers=superior)
+    history = await filing_client.get(f"/api/v1/filings/{filing_id}/history", headers=superior)
+    events = {e["action"]: e for e in history.json()}
+    assert events["returned"]["changes"] == {
+        "status": ["submitted", "returned"],
+        "union_status": ["submitted", "returned"],
+    }
+    assert events["returned"]["reason"] == "工会采购比例请核实"
+    assert events["confirmed"]["changes"] == {
+        "status": ["submitted", "confirmed"],
+        "canteen_status": ["submitted", "confirmed"],
+        "union_status": ["submitted", "confirmed"],
+    }
