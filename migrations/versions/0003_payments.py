@@ -16,6 +16,47 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_OPEN = "('pending_payment', 'partially_paid')"
+
+# `open_payment_codes` holds the code of every open order (a code names one open order: primary
+# key). Statement-level triggers keep it for every writer of `orders`, set-based: a violation
+# fails the INSERT or UPDATE of the order itself (IntegrityError, as a unique index would).
+OPEN_CODE_TRIGGERS = (
+    f"""
+    CREATE FUNCTION orders_open_code_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO open_payment_codes (payment_code, order_id)
+        SELECT n.payment_code, n.id FROM new_orders n WHERE n.status IN {_OPEN};
+        RETURN NULL;
+    END $$
+    """,
+    f"""
+    CREATE FUNCTION orders_open_code_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM open_payment_codes c
+         USING new_orders n
+         WHERE c.order_id = n.id
+           AND (n.status NOT IN {_OPEN} OR c.payment_code <> n.payment_code);
+        INSERT INTO open_payment_codes (payment_code, order_id)
+        SELECT n.payment_code, n.id
+          FROM new_orders n
+         WHERE n.status IN {_OPEN}
+           AND NOT EXISTS (SELECT FROM open_payment_codes c WHERE c.order_id = n.id);
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER orders_open_code_insert AFTER INSERT ON orders
+        REFERENCING NEW TABLE AS new_orders
+        FOR EACH STATEMENT EXECUTE FUNCTION orders_open_code_insert()
+    """,
+    """
+    CREATE TRIGGER orders_open_code_update AFTER UPDATE ON orders
+        REFERENCING NEW TABLE AS new_orders
+        FOR EACH STATEMENT EXECUTE FUNCTION orders_open_code_update()
+    """,
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -115,16 +156,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_transactions")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_bank_transactions_dedupe_key")),
+        postgresql_with={"fillfactor": "50"},
     )
-    op.create_index(
-        "ix_bank_transactions_account_no", "bank_transactions", ["account_no"], unique=False
-    )
-    op.create_index(
-        "ix_bank_transactions_pending",
-        "bank_transactions",
-        ["id"],
-        unique=False,
-        postgresql_where=sa.text("outcome = 'pending'"),
+    op.create_table(
+        "match_queue",
+        sa.Column("bank_transaction_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.PrimaryKeyConstraint("bank_transaction_id", name=op.f("pk_match_queue")),
     )
     op.create_index(
         op.f("ix_bank_transactions_statement_id"),
@@ -231,17 +268,26 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
         sa.UniqueConstraint("order_no", name=op.f("uq_orders_order_no")),
+        postgresql_with={"fillfactor": "80"},
     )
     op.create_index(op.f("ix_orders_buyer_unit_id"), "orders", ["buyer_unit_id"], unique=False)
     op.create_index("ix_orders_payment_code", "orders", ["payment_code"], unique=False)
     op.create_index(op.f("ix_orders_supplier_id"), "orders", ["supplier_id"], unique=False)
-    op.create_index(
-        "uq_orders_open_payment_code",
-        "orders",
-        ["payment_code"],
-        unique=True,
-        postgresql_where=sa.text("status IN ('pending_payment', 'partially_paid')"),
+    op.create_table(
+        "open_payment_codes",
+        sa.Column("payment_code", sa.String(length=6), nullable=False),
+        sa.Column("order_id", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_open_payment_codes_order_id_orders"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("payment_code", name=op.f("pk_open_payment_codes")),
+        sa.UniqueConstraint("order_id", name=op.f("uq_open_payment_codes_order_id")),
     )
+    for statement in OPEN_CODE_TRIGGERS:
+        op.execute(statement)
     op.create_table(
         "order_events",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -526,11 +572,11 @@ def downgrade() -> None:
     op.drop_table("payment_confirmations")
     op.drop_index(op.f("ix_order_events_order_id"), table_name="order_events")
     op.drop_table("order_events")
-    op.drop_index(
-        "uq_orders_open_payment_code",
-        table_name="orders",
-        postgresql_where=sa.text("status IN ('pending_payment', 'partially_paid')"),
-    )
+    op.execute("DROP TRIGGER orders_open_code_update ON orders")
+    op.execute("DROP TRIGGER orders_open_code_insert ON orders")
+    op.execute("DROP FUNCTION orders_open_code_update()")
+    op.execute("DROP FUNCTION orders_open_code_insert()")
+    op.drop_table("open_payment_codes")
     op.drop_index(op.f("ix_orders_supplier_id"), table_name="orders")
     op.drop_index("ix_orders_payment_code", table_name="orders")
     op.drop_index(op.f("ix_orders_buyer_unit_id"), table_name="orders")
@@ -538,12 +584,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_supplier_accounts_supplier_id"), table_name="supplier_accounts")
     op.drop_table("supplier_accounts")
     op.drop_index(op.f("ix_bank_transactions_statement_id"), table_name="bank_transactions")
-    op.drop_index(
-        "ix_bank_transactions_pending",
-        table_name="bank_transactions",
-        postgresql_where=sa.text("outcome = 'pending'"),
-    )
-    op.drop_index("ix_bank_transactions_account_no", table_name="bank_transactions")
+    op.drop_table("match_queue")
     op.drop_table("bank_transactions")
     op.drop_table("suppliers")
     op.drop_index(op.f("ix_statements_sha256"), table_name="statements")

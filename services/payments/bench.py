@@ -57,8 +57,10 @@ PAYMENTS_TABLES = (
     "payment_allocations",
     "payment_confirmations",
     "order_events",
+    "match_queue",
     "bank_transactions",
     "statements",
+    "open_payment_codes",
     "orders",
     "supplier_accounts",
     "suppliers",
@@ -368,19 +370,24 @@ async def outcome_counts(url: str) -> dict[str, int]:
 
 
 async def wait_matched(url: str) -> None:
-    """Poll until no bank line is pending (the import has finished before this is called)."""
+    """Poll until the matcher's queue is empty (a batch leaves the queue in the transaction that
+    records its outcomes), then check that no line is pending. Called after the import ended."""
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     try:
         while True:
             async with engine.connect() as conn:
-                pending = (
-                    await conn.execute(
-                        text("SELECT count(*) FROM bank_transactions WHERE outcome = 'pending'")
-                    )
-                ).scalar_one()
-            if pending == 0:
-                return
-            await asyncio.sleep(0.2)
+                queued = (await conn.execute(text("SELECT count(*) FROM match_queue"))).scalar_one()
+            if queued == 0:
+                break
+            await asyncio.sleep(0.1)
+        async with engine.connect() as conn:
+            pending = (
+                await conn.execute(
+                    text("SELECT count(*) FROM bank_transactions WHERE outcome = 'pending'")
+                )
+            ).scalar_one()
+        if pending:
+            raise SystemExit(f"{pending} lines still pending with an empty queue")
     finally:
         await engine.dispose()
 

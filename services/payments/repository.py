@@ -211,7 +211,10 @@ _INSERT_IMPORTED = text(
           ) c
          ORDER BY l.line_no
         ON CONFLICT (dedupe_key) DO NOTHING
-        RETURNING outcome
+        RETURNING id, outcome
+    ), queued AS (
+        INSERT INTO match_queue (bank_transaction_id)
+        SELECT id FROM ins WHERE outcome = 'pending'
     )
     SELECT count(*) AS new, count(*) FILTER (WHERE outcome = 'ignored') AS ignored FROM ins
     """
@@ -238,20 +241,31 @@ async def store_statement_lines(
 
 OPEN = "('pending_payment', 'partially_paid')"
 
+# Claiming deletes the batch from the queue in the matcher's transaction: other workers skip the
+# locked queue rows, and the deletion commits together with the outcomes (a failed batch rolls
+# back and stays queued). The line itself is not locked: nothing else writes a pending line.
 _CLAIM_PENDING = text(
     """
-    SELECT id, account_no, amount, booked_at, remark, payer_name, payer_account, channel
-      FROM bank_transactions
-     WHERE outcome = 'pending'
-     ORDER BY id
-     LIMIT :limit
-       FOR UPDATE SKIP LOCKED
+    WITH batch AS MATERIALIZED (
+        SELECT ARRAY(SELECT bank_transaction_id FROM match_queue
+                      ORDER BY bank_transaction_id
+                      LIMIT :limit
+                        FOR UPDATE SKIP LOCKED) AS ids
+    ), claimed AS (
+        DELETE FROM match_queue
+         WHERE bank_transaction_id = ANY(CAST((SELECT ids FROM batch) AS bigint[]))
+    )
+    SELECT t.id, t.account_no, t.amount, t.booked_at, t.remark, t.payer_name, t.payer_account,
+           t.channel
+      FROM bank_transactions t
+     WHERE t.id = ANY(CAST((SELECT ids FROM batch) AS bigint[])) AND t.outcome = 'pending'
     """
 )
 
 
 async def claim_pending(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
-    """Lock a batch of pending lines; lines another worker holds are skipped, not waited for."""
+    """Take a batch of pending lines off the matcher's queue; lines another worker holds are
+    skipped, not waited for."""
     return (await session.execute(_CLAIM_PENDING, {"limit": limit})).all()
 
 
@@ -395,7 +409,7 @@ _APPLY_ALLOCATIONS = text(
                                   bank_transaction_id, actor_sub, reason)
         SELECT order_id, 'payment_allocated', from_status, to_status, amount, tx_id,
                CAST(:actor AS varchar), CAST(:reason AS text)
-          FROM a ORDER BY seq
+          FROM a WHERE CAST(:source AS varchar) <> 'auto' ORDER BY seq
     )
     UPDATE orders o
        SET paid_amount = o.paid_amount + s.delta,
@@ -522,10 +536,12 @@ async def apply_match_decisions(
             )
         )
     await _load_decisions(session, records)
+    # outcomes first: the foreign-key checks of the allocations and review cases then find each
+    # line already updated by this transaction
+    await session.execute(_APPLY_OUTCOMES)
     if allocations:
         params = {"source": source, "actor": actor_sub, "reason": None}
         await session.execute(_APPLY_ALLOCATIONS, params)
-    await session.execute(_APPLY_OUTCOMES)
     await _drop_decisions(session)
 
 

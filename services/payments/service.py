@@ -275,20 +275,62 @@ async def order_detail(
     return OrderDetailOut(
         **base.model_dump(),
         allocations=[allocation_out(a) for a in allocations],
-        timeline=[
-            OrderEventOut(
-                action=e.action,
-                from_status=e.from_status,
-                to_status=e.to_status,
-                amount=e.amount,
-                bank_transaction_id=e.bank_transaction_id,
-                actor_sub=e.actor_sub,
-                reason=e.reason,
-                at=e.at,
-            )
-            for e in events
-        ],
+        timeline=timeline(order, events, allocations),
     )
+
+
+PAYMENT_ALLOCATED = "payment_allocated"
+
+
+def timeline(
+    order: Order, events: list[OrderEvent], allocations: list[PaymentAllocation]
+) -> list[OrderEventOut]:
+    """The status timeline: the order's events (creation, cancellation, allocations made by an
+    operator, with the note) and one `payment_allocated` entry per automatic allocation, derived
+    from the allocation itself (time, amount, bank line, actor) rather than stored twice; the
+    status before and after it come from the running paid total (allocations in id order)."""
+    manual = {
+        e.bank_transaction_id
+        for e in events
+        if e.action == PAYMENT_ALLOCATED and e.bank_transaction_id is not None
+    }
+    entries = [
+        OrderEventOut(
+            action=e.action,
+            from_status=e.from_status,
+            to_status=e.to_status,
+            amount=e.amount,
+            bank_transaction_id=e.bank_transaction_id,
+            actor_sub=e.actor_sub,
+            reason=e.reason,
+            at=e.at,
+        )
+        for e in events
+    ]
+    paid = Decimal("0.00")
+    for a in allocations:
+        before = paid
+        paid += a.amount
+        if a.bank_transaction_id is not None and a.bank_transaction_id in manual:
+            continue
+        entries.append(
+            OrderEventOut(
+                action=PAYMENT_ALLOCATED,
+                from_status=OrderStatus.PENDING_PAYMENT
+                if before == 0
+                else OrderStatus.PARTIALLY_PAID,
+                to_status=OrderStatus.PAID if paid >= order.amount else OrderStatus.PARTIALLY_PAID,
+                amount=a.amount,
+                bank_transaction_id=a.bank_transaction_id,
+                actor_sub=a.actor_sub,
+                reason=None,
+                at=a.created_at,
+            )
+        )
+    # by time, creation first (a matcher's transaction may have begun before the order's);
+    # stable, so events keep their stored order among themselves
+    entries.sort(key=lambda e: (e.action != "created", e.at))
+    return entries
 
 
 async def cancel_order(

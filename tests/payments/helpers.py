@@ -158,9 +158,10 @@ async def settle(session: AsyncSession) -> None:
 
     while True:
         await matching.match_pending()
+        await session.execute(text("SELECT bank_transaction_id FROM match_queue FOR UPDATE"))
         still = (
             await session.execute(
-                text("SELECT id FROM bank_transactions WHERE outcome = 'pending' FOR UPDATE")
+                text("SELECT id FROM bank_transactions WHERE outcome = 'pending'")
             )
         ).all()
         await session.commit()
