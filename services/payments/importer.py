@@ -19,6 +19,7 @@ duplicates thanks to the dedupe keys, the rest are added.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -218,23 +219,33 @@ async def import_statement(
     )
     lines = dedupe_keys(parsed.lines)
     error: StatementParseError | None = None
-    while error is None:
-        records, error = await asyncio.to_thread(_take, lines, size)
-        if not records:
-            break
-        async with unit_of_work() as session:
-            new, ignored = await repository.store_statement_lines(
-                session, result.statement_id, records
-            )
-            await repository.add_statement_counts(
-                session, result.statement_id, total=len(records), new=new, ignored=ignored
-            )
-        result.lines_total += len(records)
-        result.lines_new += new
-        result.lines_duplicate += len(records) - new
-        result.lines_ignored += ignored
-        if on_batch_committed is not None and new > ignored:
-            on_batch_committed(result.statement_id)
+    # the next batch is parsed (in a thread) while the current one is stored: parsing and the
+    # database work overlap instead of alternating
+    parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
+    try:
+        while error is None:
+            records, error = await parsing
+            if error is None and records:
+                parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
+            if not records:
+                break
+            async with unit_of_work() as session:
+                new, ignored = await repository.store_statement_lines(
+                    session, result.statement_id, records
+                )
+                await repository.add_statement_counts(
+                    session, result.statement_id, total=len(records), new=new, ignored=ignored
+                )
+            result.lines_total += len(records)
+            result.lines_new += new
+            result.lines_duplicate += len(records) - new
+            result.lines_ignored += ignored
+            if on_batch_committed is not None and new > ignored:
+                on_batch_committed(result.statement_id)
+    finally:
+        if not parsing.done():  # a database error while the next batch was being parsed
+            with contextlib.suppress(Exception):
+                await parsing
     if error is not None:
         await _record_failure(
             result.statement_id,

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging(get_settings().log_level)
+    # the import parses the next batch in a thread while the event loop stores the current one;
+    # a short GIL switch interval lets the loop answer the database promptly (default 5 ms)
+    sys.setswitchinterval(0.00025)
     try:
         stream = open(args.file, "rb")  # noqa: SIM115 - closed below, after the event loop
     except OSError as exc:

@@ -4,14 +4,65 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, BinaryIO
+
+from shared.money import CENT
 
 from .models import StatementLine, StatementParseError
 from .profiles import CsvProfile, resolve_profile
 from .streams import decode_error, text_stream
-from .values import clean_text, normalize_channel, parse_amount, parse_day, parse_moment
+from .values import (
+    SHANGHAI,
+    clean_text,
+    normalize_channel,
+    parse_amount,
+    parse_day,
+    parse_moment,
+)
 
 csv.field_size_limit(1024 * 1024)
+
+_FIELDS = (
+    "account_no",
+    "bank_ref",
+    "credit",
+    "debit",
+    "currency",
+    "booked_at",
+    "payer_name",
+    "payer_account",
+    "payer_bank",
+    "remark",
+    "remark_extra",
+    "channel",
+)
+
+
+_WS = " \t\r\n"
+_SHANGHAI = SHANGHAI
+_CENT = CENT
+
+
+class _Irregular(Exception):
+    """A cell the CSV fast path does not handle: the row goes through the general path."""
+
+
+def _plain_amount(text: str | None) -> Decimal | None:
+    """`123`, `123.4`, `123.45` (ASCII digits) as cents; None when empty; anything else (signs,
+    thousands separators, errors) is irregular."""
+    if text is None:
+        return None
+    if text.isascii():
+        if text.isdigit():
+            return Decimal(text).quantize(_CENT)
+        dot = text.find(".")
+        if 0 < dot >= len(text) - 3 and dot < len(text) - 1:
+            whole, cents = text[:dot], text[dot + 1 :]
+            if whole.isdigit() and cents.isdigit():
+                return Decimal(text).quantize(_CENT)
+    raise _Irregular
 
 
 class RowConverter:
@@ -20,6 +71,78 @@ class RowConverter:
     def __init__(self, profile: CsvProfile, columns: dict[str, int]) -> None:
         self.profile = profile
         self.columns = columns
+        self._index = {f: columns.get(f, -1) for f in _FIELDS}
+        self._irregular_fields = any(
+            f in columns for f in ("amount", "direction", "booked_time", "value_date")
+        )
+
+    def convert_text(self, row: list[str], line_no: int) -> StatementLine:
+        """`convert` for a CSV row (all cells strings), fast for the usual cells: plain text,
+        ASCII amounts in the credit/debit columns, ISO timestamps. Any other row goes through
+        `convert`, so results and error messages are the same."""
+        if self._irregular_fields:
+            return self.convert(row, line_no)
+        try:
+            return self._convert_text(row, line_no)
+        except _Irregular:
+            return self.convert(row, line_no)
+
+    def _convert_text(self, row: list[str], line_no: int) -> StatementLine:
+        n = len(row)
+        ix = self._index
+
+        def text(field: str) -> str | None:
+            i = ix[field]
+            if i < 0 or i >= n:
+                return None
+            value = row[i].strip(_WS)
+            if not value:
+                return None
+            if value[0] in "='":
+                raise _Irregular
+            return value
+
+        account_no = text("account_no")
+        if account_no is None:
+            raise _Irregular
+        credit = _plain_amount(text("credit"))
+        debit = _plain_amount(text("debit"))
+        if credit and not debit:
+            direction, amount = "credit", credit
+        elif debit and not credit:
+            direction, amount = "debit", debit
+        else:
+            raise _Irregular
+        remark = text("remark")
+        extra = text("remark_extra")
+        if extra is not None:
+            remark = extra if remark is None else f"{remark} {extra}"
+        booked = text("booked_at")
+        booked_at = None
+        if booked is not None:
+            try:
+                booked_at = datetime.fromisoformat(booked)
+            except ValueError:
+                raise _Irregular from None
+            if booked_at.tzinfo is None:
+                booked_at = booked_at.replace(tzinfo=_SHANGHAI)
+        currency = text("currency")
+        channel = text("channel")
+        return StatementLine(
+            line_no=line_no,
+            account_no=account_no,
+            bank_ref=text("bank_ref"),
+            direction=direction,
+            amount=amount,
+            currency=currency.upper() if currency else self.profile.default_currency.upper(),
+            booked_at=booked_at,
+            value_date=None,
+            payer_name=text("payer_name"),
+            payer_account=text("payer_account"),
+            payer_bank=text("payer_bank"),
+            remark=remark,
+            channel=normalize_channel(channel),
+        )
 
     def _cell(self, row: Sequence[Any], field: str) -> Any:
         index = self.columns.get(field)
@@ -145,12 +268,14 @@ def open_csv(
 
     def lines() -> Iterator[StatementLine]:
         line_no = 0
+        convert = converter.convert_text
         with text:
             while (row := next_row()) is not None:
-                if _is_empty(row):
+                first = row[0].strip(_WS) if row else ""
+                if (not first or first[0] in "='") and _is_empty(row):
                     continue
                 line_no += 1
-                yield converter.convert(row, line_no)
+                yield convert(row, line_no)
 
     return profile, lines()
 
