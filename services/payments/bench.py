@@ -327,6 +327,18 @@ def start_workers(env: dict[str, str], logdir: Path) -> list[subprocess.Popen[by
     return workers
 
 
+def wait_workers_ready(count: int, timeout: float = 120.0) -> None:
+    """Wait until `count` workers answer a ping: the run measures matching by long-running
+    workers, not their start-up."""
+    from shared.celery_app import celery_app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(celery_app.control.ping(timeout=0.5) or []) >= count:
+            return
+    raise SystemExit(f"the {count} Celery workers did not start within {timeout:.0f} s")
+
+
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> float:
     """Stop the workers; returns the CPU seconds they used."""
     cpu = 0.0
@@ -413,7 +425,9 @@ def system_run(url: str, n: int, csv_path: Path, logdir: Path) -> tuple[float, i
     purge_matching_queue()
     workers = start_workers(env, logdir)
     try:
-        say(f"system run: {WORKERS} Celery workers; import command as a subprocess")
+        wait_workers_ready(WORKERS)
+        workers_start_cpu = sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in workers)
+        say(f"system run: {WORKERS} Celery workers ready; import command as a subprocess")
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.payments.statements", "import", str(csv_path)],
@@ -441,7 +455,7 @@ def system_run(url: str, n: int, csv_path: Path, logdir: Path) -> tuple[float, i
         {
             "import_seconds": t_import,
             "import_cpu": meter.cpu_seconds,
-            "workers_cpu": workers_cpu,
+            "workers_cpu": workers_cpu - workers_start_cpu,
             "outcomes": counts,
         },
     )

@@ -103,8 +103,9 @@ def code_candidates(remark: str | None) -> list[str]:
     runs = _ASCII_ALNUM_RE.findall(text)
     if not runs:
         return []
-    if len(runs) == 1 and len(runs[0]) == CODE_LENGTH and text == runs[0]:
-        return runs  # the common case: the remark is the code
+    if len(runs) == 1:
+        # one run (the code alone, or inside Chinese text): it is a candidate if it is 6 long
+        return runs if len(runs[0]) == CODE_LENGTH else []
     tokens = _TOKEN_RE.findall(text)
     out: list[str] = []
     for g in _split_groups(tokens):
@@ -200,8 +201,8 @@ class BatchResult:
             self.outcomes[k] = self.outcomes.get(k, 0) + v
 
 
-def _prepare(row: Any) -> Line:
-    remark, channel, payer_account = row.remark, row.channel, row.payer_account
+def _prepare(row: Sequence[Any]) -> Line:
+    tx_id, account_no, amount, booked_at, remark, payer_name, payer_account, channel = row
     pre_reason: ReviewReason | None = None
     if channel != "cash" and payer_account and payer_account.isascii() and payer_account.isdigit():
         # the common case: a transfer from a plain account number (neither cash nor odd account)
@@ -210,18 +211,18 @@ def _prepare(row: Any) -> Line:
         else:
             candidates = code_candidates(remark)
     else:
-        if is_cash_deposit(channel, remark, row.payer_name, payer_account):
+        if is_cash_deposit(channel, remark, payer_name, payer_account):
             pre_reason = ReviewReason.CASH_DEPOSIT
         elif payer_account_invalid(payer_account):
             pre_reason = ReviewReason.PAYER_ACCOUNT_INVALID
         candidates = code_candidates(remark)
     return Line(
-        row.id,
-        row.account_no,
-        row.amount,
-        row.booked_at,
+        tx_id,
+        account_no,
+        amount,
+        booked_at,
         remark,
-        row.payer_name,
+        payer_name,
         payer_account,
         channel,
         pre_reason,

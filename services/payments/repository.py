@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models.orgs import OrgUnit
@@ -244,12 +244,12 @@ OPEN = "('pending_payment', 'partially_paid')"
 # Claiming deletes the batch from the queue in the matcher's transaction: other workers skip the
 # locked queue rows, and the deletion commits together with the outcomes (a failed batch rolls
 # back and stays queued). The line itself is not locked: nothing else writes a pending line.
-_CLAIM_PENDING = text(
-    """
+# asyncpg directly (positional records, no SQLAlchemy row objects): thousands of rows a batch
+_CLAIM_PENDING = """
     WITH batch AS MATERIALIZED (
         SELECT ARRAY(SELECT bank_transaction_id FROM match_queue
                       ORDER BY bank_transaction_id
-                      LIMIT :limit
+                      LIMIT $1
                         FOR UPDATE SKIP LOCKED) AS ids
     ), claimed AS (
         DELETE FROM match_queue
@@ -259,14 +259,28 @@ _CLAIM_PENDING = text(
            t.channel
       FROM bank_transactions t
      WHERE t.id = ANY(CAST((SELECT ids FROM batch) AS bigint[])) AND t.outcome = 'pending'
-    """
-)
+"""
 
 
-async def claim_pending(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
+async def _driver(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, inside the session's transaction: SQLAlchemy sends
+    BEGIN lazily with its first statement, so one goes through SQLAlchemy first (without it
+    a query sent to asyncpg directly would run, and release its locks, on its own)."""
+    connection = await session.connection()
+    await connection.exec_driver_sql("SELECT 1")
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
+
+
+async def claim_pending(session: AsyncSession, limit: int) -> Sequence[Sequence[Any]]:
     """Take a batch of pending lines off the matcher's queue; lines another worker holds are
-    skipped, not waited for."""
-    return (await session.execute(_CLAIM_PENDING, {"limit": limit})).all()
+    skipped, not waited for. Rows: (id, account_no, amount, booked_at, remark, payer_name,
+    payer_account, channel)."""
+    driver = await _driver(session)
+    rows: Sequence[Sequence[Any]] = await driver.fetch(_CLAIM_PENDING, limit)
+    return rows
 
 
 @dataclass(slots=True)
@@ -280,27 +294,23 @@ class OrderState:
     settlement_account_no: str
 
 
-_LOCK_OPEN_BY_CODES = text(
-    f"""
+_LOCK_OPEN_BY_CODES = f"""
     SELECT o.id, o.order_no, o.payment_code, o.status, o.amount, o.paid_amount,
            sa.account_no AS settlement_account_no
       FROM orders o JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
-     WHERE o.payment_code = ANY(CAST(:codes AS varchar[])) AND o.status IN {OPEN}
+     WHERE o.payment_code = ANY($1::varchar[]) AND o.status IN {OPEN}
      ORDER BY o.id
        FOR UPDATE OF o
-    """
-)
+"""
 
-_CLOSED_BY_CODES = text(
-    f"""
+_CLOSED_BY_CODES = f"""
     SELECT DISTINCT ON (o.payment_code)
            o.id, o.order_no, o.payment_code, o.status, o.amount, o.paid_amount,
            sa.account_no AS settlement_account_no
       FROM orders o JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
-     WHERE o.payment_code = ANY(CAST(:codes AS varchar[])) AND o.status NOT IN {OPEN}
+     WHERE o.payment_code = ANY($1::varchar[]) AND o.status NOT IN {OPEN}
      ORDER BY o.payment_code, o.id DESC
-    """
-)
+"""
 
 
 def _state(row: Sequence[Any]) -> OrderState:
@@ -312,14 +322,12 @@ async def orders_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[s
     concurrent workers cannot deadlock), else the latest paid or cancelled order with it."""
     if not codes:
         return {}
-    found = {
-        r.payment_code: _state(r)
-        for r in await session.execute(_LOCK_OPEN_BY_CODES, {"codes": list(codes)})
-    }
+    driver = await _driver(session)
+    found = {r[2]: _state(r) for r in await driver.fetch(_LOCK_OPEN_BY_CODES, list(codes))}
     rest = [c for c in codes if c not in found]
     if rest:
-        for r in await session.execute(_CLOSED_BY_CODES, {"codes": rest}):
-            found[r.payment_code] = _state(r)
+        for r in await driver.fetch(_CLOSED_BY_CODES, rest):
+            found[r[2]] = _state(r)
     return found
 
 
