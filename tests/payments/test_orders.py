@@ -246,3 +246,47 @@ async def test_ids_beyond_the_database_range_are_a_422_not_a_500(
     supplier = await payments_client.get(f"/api/v1/suppliers/{too_big}", headers=PLATFORM)
     case = await payments_client.get(f"/api/v1/bank-transactions/{too_big}", headers=auth(Role.OPS))
     assert (order.status_code, supplier.status_code, case.status_code) == (422, 422, 422)
+
+
+async def test_a_code_is_free_again_once_its_order_is_paid_or_cancelled(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    from tests.payments.helpers import settle, store_rows
+
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+
+    async def place(order_no: str, code: str) -> httpx.Response:
+        return await payments_client.post(
+            "/api/v1/orders",
+            json=order_body(unit.id, supplier_id, order_no=order_no, payment_code=code),
+            headers=PLATFORM,
+        )
+
+    assert (await place("XD1", "k7m2qp")).status_code == 201
+    assert (await place("XD2", "k7m2qp")).json()["code"] == "payment_code_in_use"
+    await payments_client.post("/api/v1/orders/XD1/cancel", json={}, headers=PLATFORM)
+    assert (await place("XD2", "k7m2qp")).status_code == 201  # XD1 is cancelled
+
+    lines = [
+        {"ref": f"P{i}", "account": "10019988776657931", "amount": amount, "remark": "K7M2QP"}
+        for i, amount in enumerate(("6000", "30000"))
+    ]
+    await store_rows(lines)
+    await settle(session)
+    assert (await place("XD3", "k7m2qp")).status_code == 201  # XD2 is paid
+
+    detail = (await payments_client.get("/api/v1/orders/XD2", headers=auth(Role.OPS))).json()
+    assert detail["status"] == "paid"
+    assert [
+        (e["action"], e["from_status"], e["to_status"], e["amount"], e["actor_sub"])
+        for e in detail["timeline"]
+    ] == [
+        ("created", None, "pending_payment", "36000.00", "platform:dev"),
+        ("payment_allocated", "pending_payment", "partially_paid", "6000.00", "system:matcher"),
+        ("payment_allocated", "partially_paid", "paid", "30000.00", "system:matcher"),
+    ]
+    assert [e["bank_transaction_id"] for e in detail["timeline"][1:]] == [
+        a["bank_transaction_id"] for a in detail["allocations"]
+    ]
