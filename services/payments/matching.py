@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -238,10 +239,10 @@ class _Decisions:
         self.outcomes: list[tuple[int, str, str | None]] = []
         self.allocations: list[Allocation] = []
         self.cases: list[NewReviewCase] = []
-        self.counts: dict[str, int] = {}
 
-    def _count(self, outcome: str) -> None:
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(outcome for _, outcome, _ in self.outcomes))
 
     def review(
         self,
@@ -263,11 +264,9 @@ class _Decisions:
                 details=json.dumps(details, ensure_ascii=False),
             )
         )
-        self._count(_REVIEW)
 
     def unmatched(self, line: Line, reason: str) -> None:
         self.outcomes.append((line.id, _UNMATCHED, reason))
-        self._count(_UNMATCHED)
 
     def allocate(self, line: Line, order: OrderState) -> None:
         before = order.status
@@ -286,7 +285,6 @@ class _Decisions:
         )
         outcome = _MATCHED if paid else _PARTIAL
         self.outcomes.append((line.id, outcome, None))
-        self._count(outcome)
 
 
 def decide(

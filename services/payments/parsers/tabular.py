@@ -71,7 +71,8 @@ class RowConverter:
     def __init__(self, profile: CsvProfile, columns: dict[str, int]) -> None:
         self.profile = profile
         self.columns = columns
-        self._index = {f: columns.get(f, -1) for f in _FIELDS}
+        self._fast_index = tuple(columns.get(f, -1) for f in _FIELDS)
+        self._default_currency = profile.default_currency.upper()
         self._irregular_fields = any(
             f in columns for f in ("amount", "direction", "booked_time", "value_date")
         )
@@ -89,59 +90,58 @@ class RowConverter:
 
     def _convert_text(self, row: list[str], line_no: int) -> StatementLine:
         n = len(row)
-        ix = self._index
-
-        def text(field: str) -> str | None:
-            i = ix[field]
-            if i < 0 or i >= n:
-                return None
-            value = row[i].strip(_WS)
-            if not value:
-                return None
-            if value[0] in "='":
-                raise _Irregular
-            return value
-
-        account_no = text("account_no")
-        if account_no is None:
+        cells = [row[i].strip(_WS) if 0 <= i < n else "" for i in self._fast_index]
+        joined = "".join(cells)
+        if "=" in joined or "'" in joined:
+            raise _Irregular  # maybe an Excel text guard (`="0123"`, `'0123`)
+        (
+            account_no,
+            bank_ref,
+            credit_text,
+            debit_text,
+            currency,
+            booked,
+            payer_name,
+            payer_account,
+            payer_bank,
+            remark,
+            extra,
+            channel,
+        ) = cells
+        if not account_no:
             raise _Irregular
-        credit = _plain_amount(text("credit"))
-        debit = _plain_amount(text("debit"))
+        credit = _plain_amount(credit_text or None)
+        debit = _plain_amount(debit_text or None)
         if credit and not debit:
             direction, amount = "credit", credit
         elif debit and not credit:
             direction, amount = "debit", debit
         else:
             raise _Irregular
-        remark = text("remark")
-        extra = text("remark_extra")
-        if extra is not None:
-            remark = extra if remark is None else f"{remark} {extra}"
-        booked = text("booked_at")
+        if extra:
+            remark = f"{remark} {extra}" if remark else extra
         booked_at = None
-        if booked is not None:
+        if booked:
             try:
                 booked_at = datetime.fromisoformat(booked)
             except ValueError:
                 raise _Irregular from None
             if booked_at.tzinfo is None:
                 booked_at = booked_at.replace(tzinfo=_SHANGHAI)
-        currency = text("currency")
-        channel = text("channel")
         return StatementLine(
             line_no=line_no,
             account_no=account_no,
-            bank_ref=text("bank_ref"),
+            bank_ref=bank_ref or None,
             direction=direction,
             amount=amount,
-            currency=currency.upper() if currency else self.profile.default_currency.upper(),
+            currency=currency.upper() if currency else self._default_currency,
             booked_at=booked_at,
             value_date=None,
-            payer_name=text("payer_name"),
-            payer_account=text("payer_account"),
-            payer_bank=text("payer_bank"),
-            remark=remark,
-            channel=normalize_channel(channel),
+            payer_name=payer_name or None,
+            payer_account=payer_account or None,
+            payer_bank=payer_bank or None,
+            remark=remark or None,
+            channel=normalize_channel(channel) if channel else None,
         )
 
     def _cell(self, row: Sequence[Any], field: str) -> Any:
