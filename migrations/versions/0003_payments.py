@@ -268,7 +268,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
         sa.UniqueConstraint("order_no", name=op.f("uq_orders_order_no")),
-        postgresql_with={"fillfactor": "80"},
+        postgresql_with={"fillfactor": "50"},
     )
     op.create_index(op.f("ix_orders_buyer_unit_id"), "orders", ["buyer_unit_id"], unique=False)
     op.create_index("ix_orders_payment_code", "orders", ["payment_code"], unique=False)
