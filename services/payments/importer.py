@@ -286,7 +286,7 @@ class MatchingTrigger:
     """Enqueue `payments.match_pending` after committed batches, at most once per `interval`
     seconds (the task drains every pending line), plus once more at the end (`flush`)."""
 
-    def __init__(self, interval: float = 2.0) -> None:
+    def __init__(self, interval: float = 0.25) -> None:
         self.interval = interval
         self._last = 0.0
         self._owed = False
