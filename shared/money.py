@@ -25,7 +25,9 @@ def percent_of(total: Decimal, ratio_percent: Decimal) -> Decimal:
 
 def parse_amount(raw: Any) -> Decimal:
     """Strictly parse a client amount or ratio string; raises ValueError with a Chinese message."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+    # JSON numbers are refused (API.md: money and ratios are strings); Decimal comes from our own
+    # rows when a response model is built.
+    if not isinstance(raw, str | Decimal):
         raise ValueError('金额或比例须为数字字符串，例如 "200000.00"')
     text = str(raw)
     if not _AMOUNT_RE.fullmatch(text):

@@ -50,3 +50,21 @@ def test_log_lines_are_scrubbed_of_mobiles_and_account_numbers() -> None:
     line = stream.getvalue()
     assert "13812345678" not in line and "138****5678" in line
     assert "35000188110503337" not in line and "3500 **** * 3337" in line
+
+
+def test_money_input_is_a_string_with_at_most_two_decimals() -> None:
+    from decimal import Decimal
+
+    import pytest as _pytest
+    from pydantic import BaseModel
+
+    from shared.money import Money
+
+    class Body(BaseModel):
+        amount: Money
+
+    assert Body(amount="200000").model_dump(mode="json") == {"amount": "200000.00"}
+    assert Body(amount="2000011.5").amount == Decimal("2000011.50")
+    for bad in (200000, 1.5, "1,000", "-1", "1.234", "1e3", "１０", "", " 1", True):
+        with _pytest.raises(ValueError):
+            Body(amount=bad)

@@ -547,7 +547,8 @@ async def _allocate_case(
         amount=tx.amount,
         from_status=str(order.status),
         to_status=str(to_status),
-        paid_at=now if to_status == OrderStatus.PAID else None,
+        # as the matcher does: paid when the money arrived (booking time), not when resolved
+        paid_at=(tx.booked_at or now) if to_status == OrderStatus.PAID else None,
     )
     try:
         async with session.begin_nested():

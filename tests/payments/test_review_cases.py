@@ -62,6 +62,7 @@ async def test_allocating_a_suggestion_pays_the_order_and_is_audited(
     assert response.json()["status"] == "allocated"
     order = (await payments_client.get("/api/v1/orders/XD240420140000000555", headers=OPS)).json()
     assert (order["status"], order["paid_amount"]) == ("paid", "7500.00")
+    assert order["paid_at"] == "2024-04-29T03:11:11Z"  # when the money arrived (11:11:11 +08:00)
     assert order["timeline"][-1]["actor_sub"] == "ops:wang"
     audit = (
         await session.execute(
