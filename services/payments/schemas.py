@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.models.payments import OrderStatus, ReviewReason, ReviewStatus, TxOutcome
 from shared.money import Money, MoneyOut
@@ -16,6 +16,14 @@ Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """PostgreSQL text cannot hold NUL: refuse it here (422) rather than in the database."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("不能包含空字符（NUL）")
+        return value
 
 
 class SupplierAccountIn(_In):

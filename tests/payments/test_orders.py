@@ -290,3 +290,24 @@ async def test_a_code_is_free_again_once_its_order_is_paid_or_cancelled(
     assert [e["bank_transaction_id"] for e in detail["timeline"][1:]] == [
         a["bank_transaction_id"] for a in detail["allocations"]
     ]
+
+
+async def test_text_with_a_nul_character_is_a_422_not_a_500(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    response = await payments_client.post(
+        "/api/v1/orders",
+        json=order_body(unit.id, supplier_id, origin_county="巴马\x00县"),
+        headers=PLATFORM,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "origin_county"]
+    response = await payments_client.post(
+        "/api/v1/suppliers",
+        json={"name": "店\x00", "accounts": []},
+        headers=PLATFORM,
+    )
+    assert response.status_code == 422, response.text
