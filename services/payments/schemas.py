@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -63,6 +64,13 @@ class OrderIn(_In):
     payment_code: str | None = Field(
         default=None, description="only for orders migrated from the old system"
     )
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, amount: Decimal) -> Decimal:
+        if amount <= 0:
+            raise ValueError("订单金额须大于 0")
+        return amount
 
 
 class AllocationOut(BaseModel):

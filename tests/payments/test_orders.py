@@ -311,3 +311,24 @@ async def test_text_with_a_nul_character_is_a_422_not_a_500(
         headers=PLATFORM,
     )
     assert response.status_code == 422, response.text
+
+
+async def test_an_order_amount_must_be_above_zero(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    for amount in ("0", "0.00"):
+        response = await payments_client.post(
+            "/api/v1/orders", json=order_body(unit.id, supplier_id, amount=amount), headers=PLATFORM
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == ["body", "amount"]
+    largest = await payments_client.post(
+        "/api/v1/orders",
+        json=order_body(unit.id, supplier_id, amount="99999999999999.99"),
+        headers=PLATFORM,
+    )
+    assert largest.status_code == 201, largest.text
+    assert largest.json()["outstanding_amount"] == "99999999999999.99"
