@@ -149,7 +149,7 @@ async def _record_failure(
             statement = await repository.add_statement(
                 session,
                 Statement(
-                    filename=filename[:300],
+                    filename=filename,
                     format=StatementFormat(fmt),
                     profile=profile,
                     sha256=sha256,
@@ -183,6 +183,7 @@ async def import_statement(
     """Import one statement file (seekable binary stream). Raises `StatementImportFailed` (422)
     after recording the statement as failed when the file cannot be read."""
     size = batch_size or get_settings().import_batch_size
+    filename = filename[:300]
     sha256 = file_sha256(stream)
     try:
         parsed = open_statement(stream, format=format, profile=profile, filename=filename)
@@ -203,7 +204,7 @@ async def import_statement(
         statement = await repository.add_statement(
             session,
             Statement(
-                filename=filename[:300],
+                filename=filename,
                 format=StatementFormat(parsed.format),
                 profile=parsed.profile,
                 sha256=sha256,
@@ -242,6 +243,21 @@ async def import_statement(
             result.lines_ignored += ignored
             if on_batch_committed is not None and new > ignored:
                 on_batch_committed(result.statement_id)
+    except Exception:
+        # not the file's fault (database, bug): the statement must not stay `importing` forever
+        with contextlib.suppress(Exception):
+            await _record_failure(
+                result.statement_id,
+                filename=filename,
+                fmt=parsed.format,
+                profile=parsed.profile,
+                sha256=sha256,
+                actor_sub=actor_sub,
+                error=StatementParseError(
+                    "导入中断（系统错误），请稍后重新导入", code="import_failed"
+                ),
+            )
+        raise
     finally:
         if not parsing.done():  # a database error while the next batch was being parsed
             with contextlib.suppress(Exception):

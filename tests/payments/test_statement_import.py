@@ -174,3 +174,18 @@ async def test_amounts_out_of_range_fail_the_statement(
     assert huge.status_code == 422
     assert huge.json()["code"] == "bad_amount"
     assert await count_lines(session) == 0
+
+
+async def test_a_file_with_a_nul_character_fails_the_statement_with_a_422(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    content = bank_csv([{"ref": "N1", "account": ACCOUNT, "amount": "10", "remark": "a\x00b"}])
+    response = await upload(payments_client, "nul.csv", content)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "nul_character"
+    status = await payments_client.get(
+        f"/api/v1/statements/{response.json()['statement_id']}", headers=auth(Role.IMPORTER)
+    )
+    assert status.json()["status"] == "failed"
+    assert await count_lines(session) == 0

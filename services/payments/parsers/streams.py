@@ -18,16 +18,20 @@ SPOOL_MAX = 8 * 1024 * 1024
 class ChainedStream(io.RawIOBase):
     """`head` bytes already read, followed by the rest of `stream` (so nothing is read twice)."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, *, refuse_nul: bool = False) -> None:
         super().__init__()
         self._head = memoryview(head)
         self._stream = stream
+        self._refuse_nul = refuse_nul
+        self._nul_in_head = refuse_nul and b"\x00" in head
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._head:
+            if self._nul_in_head:
+                raise nul_error()
             n = min(len(buffer), len(self._head))
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
@@ -35,6 +39,8 @@ class ChainedStream(io.RawIOBase):
         chunk = self._stream.read(len(buffer))
         if not chunk:
             return 0
+        if self._refuse_nul and b"\x00" in chunk:
+            raise nul_error()
         n = len(chunk)
         buffer[:n] = chunk
         return n
@@ -53,8 +59,10 @@ def detect_encoding(head: bytes) -> str:
 
 
 def text_stream(head: bytes, stream: BinaryIO, encoding: str) -> io.TextIOWrapper:
-    """Decode lazily (buffered, incremental): the file is never held whole in memory."""
-    raw = io.BufferedReader(ChainedStream(head, stream), buffer_size=HEAD_SIZE)
+    """Decode lazily (buffered, incremental): the file is never held whole in memory. A NUL
+    byte (never part of a UTF-8 or GB18030 character; PostgreSQL text cannot hold it) fails the
+    file as a parse error."""
+    raw = io.BufferedReader(ChainedStream(head, stream, refuse_nul=True), buffer_size=HEAD_SIZE)
     return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
 
 
@@ -69,6 +77,12 @@ def seekable_copy(head: bytes, stream: BinaryIO, start: int | None) -> BinaryIO:
         spool.write(chunk)
     spool.seek(0)
     return spool  # type: ignore[return-value]
+
+
+def nul_error() -> StatementParseError:
+    return StatementParseError(
+        "文件含有空字符（NUL），不是银行导出的文本对账单，请重新导出", code="nul_character"
+    )
 
 
 def decode_error(encoding: str) -> StatementParseError:
