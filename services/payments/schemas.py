@@ -72,6 +72,14 @@ class OrderIn(_In):
             raise ValueError("订单金额须大于 0")
         return amount
 
+    @field_validator("placed_at")
+    @classmethod
+    def _plausible_moment(cls, placed_at: datetime) -> datetime:
+        """Years 1970–2999: far-off years overflow once converted to UTC (a 500, not a 422)."""
+        if not 1970 <= placed_at.year <= 2999:
+            raise ValueError("下单时间超出允许范围（1970 年至 2999 年）")
+        return placed_at
+
 
 class AllocationOut(BaseModel):
     id: int

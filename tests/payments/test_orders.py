@@ -332,3 +332,16 @@ async def test_an_order_amount_must_be_above_zero(
     )
     assert largest.status_code == 201, largest.text
     assert largest.json()["outstanding_amount"] == "99999999999999.99"
+
+
+async def test_an_order_placed_at_outside_plausible_years_is_a_422_not_a_500(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    unit = await make_unit(session)
+    await session.commit()
+    supplier_id = await new_supplier(payments_client)
+    for i, moment in enumerate(("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")):
+        body = order_body(unit.id, supplier_id, order_no=f"XD{i}", placed_at=moment)
+        response = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == ["body", "placed_at"]
