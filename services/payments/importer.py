@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -98,18 +98,29 @@ def _take(
     out: list[Record] = []
     try:
         for line, key in lines:
-            if abs(line.amount) > MAX_AMOUNT:
-                raise StatementParseError(
-                    f"金额“{line.amount}”超出系统允许的范围",
-                    line_no=line.line_no,
-                    code="bad_amount",
-                )
             out.append(_record(line, key))
             if len(out) >= n:
                 break
     except StatementParseError as exc:
         return out, exc
     return out, None
+
+
+def within_limits(lines: Iterable[StatementLine]) -> Iterator[StatementLine]:
+    """Lines whose amount fits NUMERIC(16,2) and whose booking time is in the years 1970–2999
+    (a far-off time overflows once converted to UTC); another line fails the file."""
+    for line in lines:
+        if abs(line.amount) > MAX_AMOUNT:
+            raise StatementParseError(
+                f"金额“{line.amount}”超出系统允许的范围", line_no=line.line_no, code="bad_amount"
+            )
+        if line.booked_at is not None and not 1970 <= line.booked_at.year <= 2999:
+            raise StatementParseError(
+                f"交易时间“{line.booked_at:%Y-%m-%d %H:%M:%S}”超出允许范围（1970 年至 2999 年）",
+                line_no=line.line_no,
+                code="bad_datetime",
+            )
+        yield line
 
 
 def file_sha256(stream: BinaryIO) -> str:
@@ -218,7 +229,7 @@ async def import_statement(
         profile=parsed.profile,
         status=STATUS_IMPORTING,
     )
-    lines = dedupe_keys(parsed.lines)
+    lines = dedupe_keys(within_limits(parsed.lines))
     error: StatementParseError | None = None
     # the next batch is parsed (in a thread) while the current one is stored: parsing and the
     # database work overlap instead of alternating

@@ -189,3 +189,15 @@ async def test_a_file_with_a_nul_character_fails_the_statement_with_a_422(
     )
     assert status.json()["status"] == "failed"
     assert await count_lines(session) == 0
+
+
+async def test_booking_times_outside_plausible_years_fail_the_statement(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await settlement_account(session)
+    for ref, at in (("Y1", "0001-01-01 00:00:00"), ("Y2", "3000-01-01T00:00:00+08:00")):
+        rows = [{"ref": ref, "account": ACCOUNT, "amount": "10", "at": at}]
+        response = await upload(payments_client, "years.csv", bank_csv(rows))
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "bad_datetime"
+    assert await count_lines(session) == 0
