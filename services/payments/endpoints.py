@@ -86,7 +86,7 @@ async def import_statement_file(
     principal: Importer,
     file: Annotated[UploadFile, File(description="the bank's statement file")],
     format: Annotated[str | None, Form()] = None,
-    profile: Annotated[str | None, Form(max_length=60)] = None,
+    profile: Annotated[str | None, Form(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$")] = None,
 ) -> StatementImportOut:
     """Stream the upload (Starlette spooled it to a temporary file) through the importer; each
     batch commits on its own and is handed to the matcher after commit."""

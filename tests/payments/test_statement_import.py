@@ -201,3 +201,12 @@ async def test_booking_times_outside_plausible_years_fail_the_statement(
         assert response.status_code == 422, response.text
         assert response.json()["code"] == "bad_datetime"
     assert await count_lines(session) == 0
+
+
+async def test_a_profile_name_with_odd_characters_is_a_422(
+    payments_client: httpx.AsyncClient,
+) -> None:
+    for profile in ("a\x00b", "中文", "generic cn"):
+        response = await upload(payments_client, "p.csv", b"x,y\n1,2\n", profile=profile)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == ["body", "profile"]
