@@ -173,7 +173,7 @@ class BankTransactionOut(BaseModel):
     currency: str
     booked_at: datetime | None
     value_date: date | None
-    payer_name: str | None
+    payer_name: str | None  # masked
     payer_account: str | None  # masked
     payer_bank: str | None
     remark: str | None
@@ -191,7 +191,7 @@ class ReviewCaseOut(BaseModel):
     bank_transaction_id: int | None
     amount: MoneyOut | None
     account_no: str | None  # masked receiving account
-    payer_name: str | None
+    payer_name: str | None  # masked
     payer_account: str | None  # masked
     remark: str | None
     booked_at: datetime | None

@@ -126,3 +126,18 @@ async def test_rejecting_a_case_leaves_orders_untouched(
 async def test_review_is_for_operations_staff_only(payments_client: httpx.AsyncClient) -> None:
     response = await payments_client.get("/api/v1/review-cases", headers=auth(Role.PLATFORM))
     assert response.status_code == 403
+
+
+async def test_payer_names_are_shown_masked_in_review_cases_and_bank_lines(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    await sample_cases(session, payments_client)
+    response = await payments_client.get(
+        "/api/v1/review-cases", params={"reason": "code_suggestion"}, headers=OPS
+    )
+    (case,) = response.json()["items"]
+    assert case["payer_name"] == "江门**医院"  # 江门市某医院
+    tx = await payments_client.get(
+        f"/api/v1/bank-transactions/{case['bank_transaction_id']}", headers=OPS
+    )
+    assert tx.json()["payer_name"] == "江门**医院"
