@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from services.payments import service
@@ -24,6 +24,7 @@ from services.payments.schemas import (
     SupplierIn,
     SupplierOut,
 )
+from shared import idempotency
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import ValidationFailed
@@ -41,13 +42,46 @@ SupplierAdmin = Annotated[Principal, Depends(require_roles(Role.OPS, Role.PLATFO
 OrderReader = Annotated[Principal, Depends(require_roles(Role.PLATFORM, Role.OPS, Role.UNIT))]
 Importer = Annotated[Principal, Depends(require_roles(Role.IMPORTER))]
 StatementReader = Annotated[Principal, Depends(require_roles(Role.IMPORTER, Role.OPS))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-@router.post("/suppliers", status_code=201)
+async def _replay(
+    session: SessionDep, principal: Principal, key: str | None, request: Request, body: object
+) -> JSONResponse | None:
+    """The stored answer when `Idempotency-Key` was already used for this request, else None
+    (and the key is claimed in this request's transaction)."""
+    record = await idempotency.claim(
+        session,
+        principal,
+        key,
+        method=request.method,
+        path=request.url.path,
+        request_hash=idempotency.request_hash(body),
+    )
+    if record is None:
+        return None
+    return JSONResponse(record.response_body, status_code=record.response_status)
+
+
+@router.post("/suppliers", status_code=201, response_model=SupplierOut)
 async def create_supplier(
-    body: SupplierIn, session: SessionDep, principal: SupplierAdmin
-) -> SupplierOut:
-    return await service.create_supplier(session, principal, body)
+    body: SupplierIn,
+    request: Request,
+    session: SessionDep,
+    principal: SupplierAdmin,
+    idempotency_key: IdempotencyKey = None,
+) -> SupplierOut | JSONResponse:
+    """`Idempotency-Key` makes a retry return the first answer (not a 409 `account_no_taken`)."""
+    body_json = body.model_dump(mode="json")
+    if (
+        replay := await _replay(session, principal, idempotency_key, request, body_json)
+    ) is not None:
+        return replay
+    out = await service.create_supplier(session, principal, body)
+    await idempotency.complete(
+        session, principal, idempotency_key, 201, out.model_dump(mode="json")
+    )
+    return out
 
 
 @router.get("/suppliers/{supplier_id}")
@@ -136,8 +170,24 @@ async def list_review_cases(
     return Page(items=items, next_cursor=encode_cursor(last) if last is not None else None)
 
 
-@router.post("/review-cases/{case_id}/resolve")
+@router.post("/review-cases/{case_id}/resolve", response_model=ReviewCaseOut)
 async def resolve_review_case(
-    case_id: PathId, body: ResolveIn, session: SessionDep, principal: Ops
-) -> ReviewCaseOut:
-    return await service.resolve_review_case(session, principal, case_id, body)
+    case_id: PathId,
+    body: ResolveIn,
+    request: Request,
+    session: SessionDep,
+    principal: Ops,
+    idempotency_key: IdempotencyKey = None,
+) -> ReviewCaseOut | JSONResponse:
+    """`Idempotency-Key` makes a retry return the first answer (without it, a second resolution
+    is a 409 `review_case_resolved`)."""
+    body_json = body.model_dump(mode="json")
+    if (
+        replay := await _replay(session, principal, idempotency_key, request, body_json)
+    ) is not None:
+        return replay
+    out = await service.resolve_review_case(session, principal, case_id, body)
+    await idempotency.complete(
+        session, principal, idempotency_key, 200, out.model_dump(mode="json")
+    )
+    return out

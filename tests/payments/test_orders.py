@@ -345,3 +345,26 @@ async def test_an_order_placed_at_outside_plausible_years_is_a_422_not_a_500(
         response = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"] == ["body", "placed_at"]
+
+
+async def test_a_retried_supplier_registration_with_its_idempotency_key_gets_the_first_answer(
+    payments_client: httpx.AsyncClient,
+) -> None:
+    body = {
+        "name": "巴马县农产品店",
+        "accounts": [
+            {
+                "holder_name": "巴马县农产品店",
+                "account_no": "10019988770001",
+                "bank_name": "中国光大银行",
+                "is_settlement": True,
+            }
+        ],
+    }
+    headers = {**PLATFORM, "Idempotency-Key": "supplier-1"}
+    first = await payments_client.post("/api/v1/suppliers", json=body, headers=headers)
+    retry = await payments_client.post("/api/v1/suppliers", json=body, headers=headers)
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json() == first.json()
+    other = await payments_client.post("/api/v1/suppliers", json=body, headers=PLATFORM)
+    assert other.status_code == 409 and other.json()["code"] == "account_no_taken"

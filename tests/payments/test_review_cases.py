@@ -141,3 +141,21 @@ async def test_payer_names_are_shown_masked_in_review_cases_and_bank_lines(
         f"/api/v1/bank-transactions/{case['bank_transaction_id']}", headers=OPS
     )
     assert tx.json()["payer_name"] == "江门**医院"
+
+
+async def test_a_retried_resolution_with_its_idempotency_key_gets_the_first_answer(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    cases = await sample_cases(session, payments_client)
+    url = f"/api/v1/review-cases/{cases['payer_account_invalid']}/resolve"
+    body = {"action": "reject", "note": "退回付款人"}
+    headers = {**OPS, "Idempotency-Key": "resolve-1"}
+    first = await payments_client.post(url, json=body, headers=headers)
+    retry = await payments_client.post(url, json=body, headers=headers)
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert retry.json() == first.json()
+    audits = await session.execute(
+        text("SELECT count(*) FROM audit_log WHERE action = 'review_case.reject'")
+    )
+    assert audits.scalar_one() == 1
+    await session.commit()
