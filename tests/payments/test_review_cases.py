@@ -3,6 +3,9 @@ allocation path as the matcher) or reject; every resolution is audited, and only
 
 from __future__ import annotations
 
+import asyncio
+from decimal import Decimal
+
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,3 +162,25 @@ async def test_a_retried_resolution_with_its_idempotency_key_gets_the_first_answ
     )
     assert audits.scalar_one() == 1
     await session.commit()
+
+
+async def test_two_resolutions_at_once_never_over_allocate_an_order(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    cases = await sample_cases(session, payments_client)
+    order_no = "XD240420140000000555"  # 7500.00 outstanding: 6400.00 + 7500.00 do not both fit
+    responses = await asyncio.gather(
+        *(
+            payments_client.post(
+                f"/api/v1/review-cases/{cases[reason]}/resolve",
+                json={"action": "allocate", "order_no": order_no, "note": "并发"},
+                headers=OPS,
+            )
+            for reason in ("cash_deposit", "code_suggestion")
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    order = (await payments_client.get(f"/api/v1/orders/{order_no}", headers=OPS)).json()
+    allocated = sum(Decimal(a["amount"]) for a in order["allocations"])
+    assert allocated == Decimal(order["paid_amount"]) <= Decimal(order["amount"])
+    assert len(order["allocations"]) == 1
