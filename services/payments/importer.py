@@ -145,40 +145,36 @@ def _guess_format(stream: BinaryIO, requested: str | None, filename: str | None)
         return StatementFormat.CSV
 
 
-async def _record_failure(
-    statement_id: int | None,
-    *,
-    filename: str,
-    fmt: str,
-    profile: str | None,
-    sha256: str,
-    actor_sub: str,
-    error: StatementParseError,
+async def _add_failed_statement(
+    *, filename: str, fmt: str, profile: str | None, sha256: str, actor_sub: str, error: Exception
 ) -> int:
+    """A statement that could not even be opened, recorded as failed; returns its id."""
     async with unit_of_work() as session:
-        if statement_id is None:
-            statement = await repository.add_statement(
-                session,
-                Statement(
-                    filename=filename,
-                    format=StatementFormat(fmt),
-                    profile=profile,
-                    sha256=sha256,
-                    status=STATUS_FAILED,
-                    imported_by=actor_sub,
-                    error=str(error),
-                    finished_at=datetime.now(UTC),
-                ),
-            )
-            return statement.id
+        statement = await repository.add_statement(
+            session,
+            Statement(
+                filename=filename,
+                format=StatementFormat(fmt),
+                profile=profile,
+                sha256=sha256,
+                status=STATUS_FAILED,
+                imported_by=actor_sub,
+                error=str(error),
+                finished_at=datetime.now(UTC),
+            ),
+        )
+        return statement.id
+
+
+async def _mark_failed(statement_id: int, message: str) -> None:
+    async with unit_of_work() as session:
         await repository.update_statement(
             session,
             statement_id,
             status=STATUS_FAILED,
-            error=str(error),
+            error=message,
             finished_at=datetime.now(UTC),
         )
-        return statement_id
 
 
 async def import_statement(
@@ -200,8 +196,7 @@ async def import_statement(
         parsed = open_statement(stream, format=format, profile=profile, filename=filename)
     except StatementParseError as exc:
         fmt = _guess_format(stream, format, filename)
-        sid = await _record_failure(
-            None,
+        sid = await _add_failed_statement(
             filename=filename,
             fmt=fmt,
             profile=profile,
@@ -257,32 +252,14 @@ async def import_statement(
     except Exception:
         # not the file's fault (database, bug): the statement must not stay `importing` forever
         with contextlib.suppress(Exception):
-            await _record_failure(
-                result.statement_id,
-                filename=filename,
-                fmt=parsed.format,
-                profile=parsed.profile,
-                sha256=sha256,
-                actor_sub=actor_sub,
-                error=StatementParseError(
-                    "导入中断（系统错误），请稍后重新导入", code="import_failed"
-                ),
-            )
+            await _mark_failed(result.statement_id, "导入中断（系统错误），请稍后重新导入")
         raise
     finally:
         if not parsing.done():  # a database error while the next batch was being parsed
             with contextlib.suppress(Exception):
                 await parsing
     if error is not None:
-        await _record_failure(
-            result.statement_id,
-            filename=filename,
-            fmt=parsed.format,
-            profile=parsed.profile,
-            sha256=sha256,
-            actor_sub=actor_sub,
-            error=error,
-        )
+        await _mark_failed(result.statement_id, str(error))
         raise StatementImportFailed(
             str(error),
             code=error.code,

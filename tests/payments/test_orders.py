@@ -42,6 +42,13 @@ async def new_supplier(client: httpx.AsyncClient, account_no: str = "10019988776
     return int(response.json()["id"])
 
 
+async def buyer_and_supplier(session: AsyncSession, client: httpx.AsyncClient) -> tuple[int, int]:
+    """A buyer unit (committed) and a supplier with a settlement account: (unit id, supplier id)."""
+    unit = await make_unit(session)
+    await session.commit()
+    return unit.id, await new_supplier(client)
+
+
 def order_body(unit_id: int, supplier_id: int, **extra: Any) -> dict[str, Any]:
     return {
         "order_no": "XD240402101000000333",
@@ -103,11 +110,9 @@ async def test_an_account_number_belongs_to_one_supplier(
 async def test_a_new_order_gets_a_checked_payment_code_and_the_settlement_account(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
     response = await payments_client.post(
-        "/api/v1/orders", json=order_body(unit.id, supplier_id), headers=PLATFORM
+        "/api/v1/orders", json=order_body(unit_id, supplier_id), headers=PLATFORM
     )
     assert response.status_code == 201, response.text
     order = response.json()
@@ -124,10 +129,8 @@ async def test_a_new_order_gets_a_checked_payment_code_and_the_settlement_accoun
 async def test_the_same_order_number_again_is_the_same_order_unless_it_differs(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
-    body = order_body(unit.id, supplier_id)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
+    body = order_body(unit_id, supplier_id)
     first = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
     again = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
     assert again.status_code == 200
@@ -142,25 +145,23 @@ async def test_the_same_order_number_again_is_the_same_order_unless_it_differs(
 async def test_migrated_orders_keep_their_code_which_must_be_free_among_open_orders(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
     first = await payments_client.post(
         "/api/v1/orders",
-        json=order_body(unit.id, supplier_id, payment_code="R8T3WD"),
+        json=order_body(unit_id, supplier_id, payment_code="R8T3WD"),
         headers=PLATFORM,
     )
     assert first.json()["payment_code"] == "r8t3wd"
     clash = await payments_client.post(
         "/api/v1/orders",
-        json=order_body(unit.id, supplier_id, order_no="XD2", payment_code="r8t3wd"),
+        json=order_body(unit_id, supplier_id, order_no="XD2", payment_code="r8t3wd"),
         headers=PLATFORM,
     )
     assert clash.status_code == 409
     assert clash.json()["code"] == "payment_code_in_use"
     bad = await payments_client.post(
         "/api/v1/orders",
-        json=order_body(unit.id, supplier_id, order_no="XD3", payment_code="r8t3"),
+        json=order_body(unit_id, supplier_id, order_no="XD3", payment_code="r8t3"),
         headers=PLATFORM,
     )
     assert bad.status_code == 422
@@ -168,7 +169,7 @@ async def test_migrated_orders_keep_their_code_which_must_be_free_among_open_ord
     await payments_client.post("/api/v1/orders/XD240402101000000333/cancel", headers=PLATFORM)
     reuse = await payments_client.post(
         "/api/v1/orders",
-        json=order_body(unit.id, supplier_id, order_no="XD2", payment_code="r8t3wd"),
+        json=order_body(unit_id, supplier_id, order_no="XD2", payment_code="r8t3wd"),
         headers=PLATFORM,
     )
     assert reuse.status_code == 201
@@ -197,11 +198,9 @@ async def test_a_supplier_without_settlement_account_cannot_take_orders(
 async def test_cancelling_is_allowed_while_nothing_is_paid(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
     await payments_client.post(
-        "/api/v1/orders", json=order_body(unit.id, supplier_id), headers=PLATFORM
+        "/api/v1/orders", json=order_body(unit_id, supplier_id), headers=PLATFORM
     )
     response = await payments_client.post(
         "/api/v1/orders/XD240402101000000333/cancel",
@@ -253,14 +252,12 @@ async def test_a_code_is_free_again_once_its_order_is_paid_or_cancelled(
 ) -> None:
     from tests.payments.helpers import settle, store_rows
 
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
 
     async def place(order_no: str, code: str) -> httpx.Response:
         return await payments_client.post(
             "/api/v1/orders",
-            json=order_body(unit.id, supplier_id, order_no=order_no, payment_code=code),
+            json=order_body(unit_id, supplier_id, order_no=order_no, payment_code=code),
             headers=PLATFORM,
         )
 
@@ -295,12 +292,10 @@ async def test_a_code_is_free_again_once_its_order_is_paid_or_cancelled(
 async def test_text_with_a_nul_character_is_a_422_not_a_500(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
     response = await payments_client.post(
         "/api/v1/orders",
-        json=order_body(unit.id, supplier_id, origin_county="巴马\x00县"),
+        json=order_body(unit_id, supplier_id, origin_county="巴马\x00县"),
         headers=PLATFORM,
     )
     assert response.status_code == 422, response.text
@@ -316,18 +311,16 @@ async def test_text_with_a_nul_character_is_a_422_not_a_500(
 async def test_an_order_amount_must_be_above_zero(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
     for amount in ("0", "0.00"):
         response = await payments_client.post(
-            "/api/v1/orders", json=order_body(unit.id, supplier_id, amount=amount), headers=PLATFORM
+            "/api/v1/orders", json=order_body(unit_id, supplier_id, amount=amount), headers=PLATFORM
         )
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"] == ["body", "amount"]
     largest = await payments_client.post(
         "/api/v1/orders",
-        json=order_body(unit.id, supplier_id, amount="99999999999999.99"),
+        json=order_body(unit_id, supplier_id, amount="99999999999999.99"),
         headers=PLATFORM,
     )
     assert largest.status_code == 201, largest.text
@@ -337,11 +330,9 @@ async def test_an_order_amount_must_be_above_zero(
 async def test_an_order_placed_at_outside_plausible_years_is_a_422_not_a_500(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    unit = await make_unit(session)
-    await session.commit()
-    supplier_id = await new_supplier(payments_client)
+    unit_id, supplier_id = await buyer_and_supplier(session, payments_client)
     for i, moment in enumerate(("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")):
-        body = order_body(unit.id, supplier_id, order_no=f"XD{i}", placed_at=moment)
+        body = order_body(unit_id, supplier_id, order_no=f"XD{i}", placed_at=moment)
         response = await payments_client.post("/api/v1/orders", json=body, headers=PLATFORM)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"] == ["body", "placed_at"]
