@@ -711,3 +711,23 @@ def test_generated_statement_reads_back_as_written(tmp_path):
     assert [line.amount for line in lines] == [Decimal("7.50")] * 2
     assert lines[0].payer_account is None
     assert lines[0].channel == "cash"
+
+
+def test_amounts_beyond_the_database_range_are_a_parse_error_in_csv_and_xlsx() -> None:
+    row = "R1,2024-04-01 10:00:00,35000188110503337,甲,6222,乙,{},f54yxn,online"
+    for amount in ("123456789012345678901234567890", "1e300"):
+        with pytest.raises(StatementParseError) as raised:
+            parse(f"{GENERIC_HEADER}\n{row.format(amount)}\n".encode())
+        assert raised.value.code == "bad_amount"
+    (largest,) = parse(f"{GENERIC_HEADER}\n{row.format('99999999999999.99')}\n".encode())
+    assert largest.amount == Decimal("99999999999999.99")
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(GENERIC_HEADER.split(","))
+    sheet.append(["R1", "2024-04-01 10:00:00", "35000188110503337", "甲", "6222", "乙", 1e300])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    with pytest.raises(StatementParseError) as raised:
+        parse(buffer.getvalue())
+    assert raised.value.code == "bad_amount"

@@ -54,7 +54,7 @@ def _plain_amount(text: str | None) -> Decimal | None:
     thousands separators, errors) is irregular."""
     if text is None:
         return None
-    if text.isascii():
+    if text.isascii() and len(text) <= 17:  # longer: beyond NUMERIC(16,2), the general path says so
         if text.isdigit():
             return Decimal(text).quantize(_CENT)
         dot = text.find(".")

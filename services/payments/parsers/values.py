@@ -19,6 +19,8 @@ _AMOUNT_RE = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?")
 _TOO_MANY_DECIMALS_RE = re.compile(r"[+-]?[\d,]+\.\d{3,}")
 _EXCEL_TEXT_RE = re.compile(r'^="(.*)"$')
 _WS = " \t\r\n"
+AMOUNT_DIGITS = 14
+"""Digits before the decimal point of NUMERIC(16,2)."""
 
 CHANNELS = {
     "online": "online",
@@ -106,6 +108,10 @@ def parse_amount(value: object, *, line_no: int | None, label: str = "金额") -
     if not amount.is_finite() or (isinstance(exponent, int) and exponent < -2):
         raise StatementParseError(
             f"{label}“{value}”超过两位小数或不是有限数字", line_no=line_no, code="bad_amount"
+        )
+    if amount and amount.adjusted() >= AMOUNT_DIGITS:  # NUMERIC(16,2); rounding would overflow
+        raise StatementParseError(
+            f"{label}“{value}”超出系统允许的范围", line_no=line_no, code="bad_amount"
         )
     return round_cents(amount)
 
