@@ -34,7 +34,7 @@ from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
 PathId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-OrderNo = Annotated[str, Path(min_length=1, max_length=40)]
+OrderNo = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
 
 Ops = Annotated[Principal, Depends(require_roles(Role.OPS))]
 Platform = Annotated[Principal, Depends(require_roles(Role.PLATFORM))]

@@ -359,3 +359,11 @@ async def test_a_retried_supplier_registration_with_its_idempotency_key_gets_the
     assert retry.json() == first.json()
     other = await payments_client.post("/api/v1/suppliers", json=body, headers=PLATFORM)
     assert other.status_code == 409 and other.json()["code"] == "account_no_taken"
+
+
+async def test_an_order_number_in_the_path_with_odd_characters_is_a_422_not_a_500(
+    payments_client: httpx.AsyncClient,
+) -> None:
+    read = await payments_client.get("/api/v1/orders/XD%00", headers=auth(Role.OPS))
+    cancel = await payments_client.post("/api/v1/orders/XD%00/cancel", headers=PLATFORM)
+    assert (read.status_code, cancel.status_code) == (422, 422)
