@@ -155,7 +155,7 @@ async def _add_failed_statement(
             Statement(
                 filename=filename,
                 format=StatementFormat(fmt),
-                profile=profile,
+                profile=profile[:60] if profile else None,  # an unknown name, maybe long (CLI)
                 sha256=sha256,
                 status=STATUS_FAILED,
                 imported_by=actor_sub,

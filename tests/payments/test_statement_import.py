@@ -4,15 +4,18 @@ classification of lines that are not ours, failures, and the command-line import
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import subprocess
 import sys
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.payments.importer import StatementImportFailed, import_statement
 from shared.auth import Role
 from shared.settings import get_settings
 from tests.conftest import auth
@@ -210,3 +213,25 @@ async def test_a_profile_name_with_odd_characters_is_a_422(
         response = await upload(payments_client, "p.csv", b"x,y\n1,2\n", profile=profile)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"] == ["body", "profile"]
+
+
+async def test_an_unknown_long_profile_name_fails_the_statement_cleanly(
+    session: AsyncSession,
+) -> None:
+    """The command takes any --profile: an unknown 100-character name is recorded, not a crash."""
+    with pytest.raises(StatementImportFailed) as raised:
+        await import_statement(
+            io.BytesIO(bank_csv([{"account": ACCOUNT, "amount": "10"}])),
+            filename="p.csv",
+            actor_sub="importer:cli",
+            profile="p" * 100,
+        )
+    assert raised.value.code == "unknown_profile"
+    status = (
+        await session.execute(
+            text("SELECT status FROM statements WHERE id = :id"),
+            {"id": raised.value.extra["statement_id"]},
+        )
+    ).scalar_one()
+    await session.commit()
+    assert status == "failed"
