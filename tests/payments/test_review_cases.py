@@ -184,3 +184,24 @@ async def test_two_resolutions_at_once_never_over_allocate_an_order(
     allocated = sum(Decimal(a["amount"]) for a in order["allocations"])
     assert allocated == Decimal(order["paid_amount"]) <= Decimal(order["amount"])
     assert len(order["allocations"]) == 1
+
+
+async def test_a_cancellation_racing_a_review_allocation_never_leaves_a_cancelled_order_paid(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    cases = await sample_cases(session, payments_client)
+    order_no = "XD240420140000000555"
+    cancel, allocate = await asyncio.gather(
+        payments_client.post(f"/api/v1/orders/{order_no}/cancel", headers=auth(Role.PLATFORM)),
+        payments_client.post(
+            f"/api/v1/review-cases/{cases['code_suggestion']}/resolve",
+            json={"action": "allocate", "order_no": order_no, "note": "并发"},
+            headers=OPS,
+        ),
+    )
+    assert sorted((cancel.status_code, allocate.status_code)) == [200, 409]
+    order = (await payments_client.get(f"/api/v1/orders/{order_no}", headers=OPS)).json()
+    if order["status"] == "cancelled":
+        assert order["paid_amount"] == "0.00" and order["allocations"] == []
+    else:
+        assert (order["status"], order["paid_amount"]) == ("paid", "7500.00")
