@@ -20,6 +20,7 @@ from pydantic import (
 
 from shared.models import CanteenType, SharedFilledBy, UnitKind, UnitStatus
 from shared.money import MoneyOut, format_amount, parse_amount
+from shared.text import ensure_storable
 
 MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 LANDLINE_RE = re.compile(r"^0[0-9]{2,3}-[0-9]{7,8}$")
@@ -36,13 +37,7 @@ def _blank_to_none(value: Any) -> Any:
 def _strip(value: Any) -> Any:
     """Drop surrounding spaces; refuse text the database cannot store (NUL, lone surrogates)."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("不能包含不可见的控制字符")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError("包含无效的字符（不完整的Unicode编码）") from exc
-        return value.strip()
+        return ensure_storable(value).strip()
     return value
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.models.payments import OrderStatus, ReviewReason, ReviewStatus, TxOutcome
 from shared.money import Money, MoneyOut
+from shared.text import ensure_storable
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 """A BIGINT id: larger numbers would fail in the database (422 instead of a 500)."""
@@ -21,10 +22,8 @@ class _In(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: object) -> object:
-        """PostgreSQL text cannot hold NUL: refuse it here (422) rather than in the database."""
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("不能包含空字符（NUL）")
-        return value
+        """Text the database cannot store (NUL, lone surrogates) is a 422, never a 500."""
+        return ensure_storable(value) if isinstance(value, str) else value
 
 
 class SupplierAccountIn(_In):
