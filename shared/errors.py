@@ -109,6 +109,8 @@ def problem(
 _PYDANTIC_MSG_ZH = {
     "missing": "必填项",
     "string_type": "须为字符串",
+    "string_unicode": "包含无效的字符（不完整的Unicode编码）",
+    "string_pattern_mismatch": "格式不正确",
     "int_parsing": "须为整数",
     "int_type": "须为整数",
     "bool_parsing": "须为 true 或 false",
