@@ -304,7 +304,7 @@ async def seed_demo_units(session: AsyncSession) -> int:
         )
         session.add(unit)
         await session.flush()
-        unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+        unit.place_under(parent)
         by_code[demo.code] = unit
         added += 1
     await session.flush()

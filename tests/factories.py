@@ -70,7 +70,7 @@ async def make_unit(
     )
     session.add(unit)
     await session.flush()
-    unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+    unit.place_under(parent)
     await session.flush()
     return unit
 

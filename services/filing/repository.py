@@ -101,7 +101,7 @@ async def add_unit(session: AsyncSession, unit: OrgUnit, parent: OrgUnit | None)
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("单位编码已被使用", code="unit_code_taken") from exc
-    unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+    unit.place_under(parent)
     if provisional:
         unit.code = f"U{unit.id:08d}"
     await session.flush()

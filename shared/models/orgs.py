@@ -68,6 +68,12 @@ class OrgUnit(Base):
         Index("ix_org_units_path_pattern", "path", postgresql_ops={"path": "text_pattern_ops"}),
     )
 
+    def place_under(self, parent: OrgUnit | None) -> None:
+        """Set the materialised path once the unit has its id (after a flush): the parent's path
+        plus this id. The scope check (`shared.auth.unit_in_scope`) relies on this one rule."""
+        assert self.id is not None, "flush the unit before placing it in the tree"
+        self.path = f"{parent.path if parent else '/'}{self.id}/"
+
 
 class UnitChangeKind(enum.StrEnum):
     CREATED = "created"
