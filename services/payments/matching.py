@@ -2,16 +2,23 @@
 
 One batch = one transaction:
 
-1. claim up to `match_batch_size` pending lines `FOR UPDATE SKIP LOCKED` (ordered by id), so
-   several workers take disjoint batches and a line is processed exactly once (backed by the
-   unique `payment_allocations.bank_transaction_id` and `review_cases.bank_transaction_id`);
-2. normalise every remark and extract code candidates (Python over the batch);
-3. one query locks every open order named by a candidate `FOR UPDATE` in id order (no deadlock
-   between workers), one more reads the paid/cancelled orders named by the rest, and one looks up
-   one-character suggestions for lines without a known code;
-4. decide every line, in booking order (`booked_at`, id) with a running balance per order;
-5. write everything with one statement each: allocations, orders, timeline events, review cases,
-   line outcomes.
+1. claim up to `match_batch_size` pending lines off `match_queue` (`SKIP LOCKED`, ordered by
+   id), so several workers take disjoint batches and a line is processed exactly once (backed by
+   the unique `payment_allocations.bank_transaction_id` and `review_cases.bank_transaction_id`);
+   the claim sorts out the *bare* lines: a transfer from a plain account number whose remark is
+   just six letters or digits (most lines);
+2. normalise the other lines' remarks and extract code candidates (Python);
+3. one statement locks every open order the batch names (`FOR NO KEY UPDATE`, in id order: no
+   deadlock between workers) and settles, in SQL alone, each bare line whose code no other line of
+   the batch names and that the rules below would allocate (open order, settlement account,
+   amount within the outstanding amount) — the same result as the Python rules, without reading
+   the line into Python (`repository.allocate_bare_lines`);
+4. the remaining lines (the other lines and the bare lines not settled in 3): one query reads
+   their orders (already locked), one the paid/cancelled orders named by the rest, one looks up
+   one-character suggestions for lines without a known code; every line is decided in booking
+   order (`booked_at`, id) with a running balance per order;
+5. and written with one statement each: allocations, orders, timeline events, review cases, line
+   outcomes.
 
 The running balance is kept in the batch loop rather than a SQL window sum because the
 overpayment rule is sequential: a line above the outstanding amount goes to review *without*
@@ -325,10 +332,27 @@ def decide(
 
 async def match_batch(session: AsyncSession, limit: int) -> BatchResult:
     """Claim and settle one batch of pending lines in the caller's transaction."""
-    rows = await repository.claim_pending(session, limit)
-    if not rows:
+    bare_ids, other_ids = await repository.claim_pending(session, limit)
+    claimed = len(bare_ids) + len(other_ids)
+    if not claimed:
         return BatchResult()
-    lines = [_prepare(r) for r in rows]
+    lines = [_prepare(r) for r in await repository.lines_by_ids(session, other_ids)]
+    counts: Counter[str] = Counter()
+    if bare_ids:
+        other_codes = sorted({c for ln in lines for c in ln.candidates})
+        matched, partial, rest = await repository.allocate_bare_lines(
+            session, bare_ids, other_codes, source=AllocationSource.AUTO, actor_sub=MATCHER_ACTOR
+        )
+        counts[_MATCHED] += matched
+        counts[_PARTIAL] += partial
+        lines += [_prepare(r) for r in await repository.lines_by_ids(session, rest)]
+    if lines:
+        counts.update(await _match_lines(session, lines))
+    return BatchResult(claimed=claimed, outcomes={k: v for k, v in counts.items() if v})
+
+
+async def _match_lines(session: AsyncSession, lines: list[Line]) -> dict[str, int]:
+    """The general path: every rule of the module docstring, decided in Python."""
     all_codes = sorted({c for ln in lines for c in ln.candidates})
     orders = await repository.orders_by_codes(session, all_codes)
     # one-character suggestions: only for lines whose candidates name no order; the open orders
@@ -355,7 +379,7 @@ async def match_batch(session: AsyncSession, limit: int) -> BatchResult:
         source=AllocationSource.AUTO,
         actor_sub=MATCHER_ACTOR,
     )
-    return BatchResult(claimed=len(rows), outcomes=decisions.counts)
+    return decisions.counts
 
 
 async def match_pending(

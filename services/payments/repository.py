@@ -244,6 +244,9 @@ OPEN = "('pending_payment', 'partially_paid')"
 # Claiming deletes the batch from the queue in the matcher's transaction: other workers skip the
 # locked queue rows, and the deletion commits together with the outcomes (a failed batch rolls
 # back and stays queued). The line itself is not locked: nothing else writes a pending line.
+# The claim only sorts the batch: "bare" lines (a transfer from a plain account number whose remark
+# is nothing but six letters or digits, the usual case) are settled by SQL alone
+# (`allocate_bare_lines`); the others are read into Python (`lines_by_ids`).
 # asyncpg directly (positional records, no SQLAlchemy row objects): thousands of rows a batch
 _CLAIM_PENDING = """
     WITH batch AS MATERIALIZED (
@@ -254,12 +257,119 @@ _CLAIM_PENDING = """
     ), claimed AS (
         DELETE FROM match_queue
          WHERE bank_transaction_id = ANY(CAST((SELECT ids FROM batch) AS bigint[]))
+    ), lines AS MATERIALIZED (
+        SELECT t.id,
+               coalesce(t.channel IS DISTINCT FROM 'cash'
+                        AND t.payer_account ~ '^[0-9]+$'
+                        AND t.remark ~ '^[A-Za-z0-9]{6}$', false) AS bare
+          FROM bank_transactions t
+         WHERE t.id = ANY(CAST((SELECT ids FROM batch) AS bigint[])) AND t.outcome = 'pending'
     )
+    SELECT ARRAY(SELECT id FROM lines WHERE bare ORDER BY id),
+           ARRAY(SELECT id FROM lines WHERE NOT bare ORDER BY id)
+"""
+
+_LINES_BY_IDS = """
     SELECT t.id, t.account_no, t.amount, t.booked_at, t.remark, t.payer_name, t.payer_account,
            t.channel
       FROM bank_transactions t
-     WHERE t.id = ANY(CAST((SELECT ids FROM batch) AS bigint[])) AND t.outcome = 'pending'
+     WHERE t.id = ANY($1::bigint[])
 """
+
+
+async def claim_pending(session: AsyncSession, limit: int) -> tuple[list[int], list[int]]:
+    """Take a batch of pending lines off the matcher's queue; lines another worker holds are
+    skipped, not waited for. Returns (ids of bare lines, ids of the other lines)."""
+    driver = await _driver(session)
+    # the batch statements are prepared (asyncpg); from the sixth run PostgreSQL may switch to a
+    # generic plan, blind to the arrays' sizes (seconds instead of milliseconds): plan each run
+    await driver.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    bare, other = await driver.fetchrow(_CLAIM_PENDING, limit)
+    return list(bare), list(other)
+
+
+async def lines_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Sequence[Any]]:
+    """Rows (id, account_no, amount, booked_at, remark, payer_name, payer_account, channel)."""
+    if not ids:
+        return []
+    driver = await _driver(session)
+    rows: Sequence[Sequence[Any]] = await driver.fetch(_LINES_BY_IDS, list(ids))
+    return rows
+
+
+# The bare lines of a batch in one statement. It first locks every open order named by the batch
+# (the bare lines' codes and the other lines' candidates) in id order, so workers never deadlock
+# and the Python path that follows finds its orders locked already. A bare line is settled here
+# when its code is named by no other line of the batch (so booking order within the batch cannot
+# matter) and the matching rules would allocate it anyway: open order, receiving account = the
+# order's settlement account, amount <= outstanding. Every other bare line is returned for the
+# Python rules (`matching.decide`), which give the same result for the lines settled here.
+_ALLOCATE_BARE = f"""
+    WITH f AS MATERIALIZED (
+        SELECT t.id AS tx_id, lower(t.remark) AS code, t.account_no, t.amount, t.booked_at
+          FROM bank_transactions t
+         WHERE t.id = ANY($1::bigint[])
+    ), named AS MATERIALIZED (
+        SELECT code FROM f UNION SELECT unnest($2::varchar[])
+    ), locked AS MATERIALIZED (
+        SELECT o.id, o.payment_code, o.amount, o.paid_amount, o.settlement_account_id
+          FROM orders o
+         WHERE o.payment_code IN (SELECT code FROM named) AND o.status IN {OPEN}
+         ORDER BY o.id
+           FOR NO KEY UPDATE OF o
+    ), solo AS (
+        SELECT f.* FROM f
+         WHERE f.code <> ALL($2::varchar[])
+           AND f.code IN (SELECT code FROM f GROUP BY code HAVING count(*) = 1)
+    ), go AS MATERIALIZED (
+        SELECT s.tx_id, l.id AS order_id, s.amount, s.booked_at,
+               l.paid_amount + s.amount = l.amount AS paid
+          FROM solo s
+          JOIN locked l ON l.payment_code = s.code
+          JOIN supplier_accounts sa ON sa.id = l.settlement_account_id
+         WHERE sa.account_no = s.account_no AND s.amount <= l.amount - l.paid_amount
+    ), alloc AS (
+        INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source, actor_sub)
+        SELECT tx_id, order_id, amount, $3, $4 FROM go ORDER BY tx_id
+    ), paid_orders AS (
+        UPDATE orders o
+           SET paid_amount = o.paid_amount + g.amount,
+               status = CASE WHEN g.paid THEN 'paid' ELSE 'partially_paid' END,
+               paid_at = CASE WHEN g.paid THEN coalesce(g.booked_at, now()) ELSE o.paid_at END,
+               updated_at = now()
+          FROM go g
+         WHERE o.id = g.order_id
+    ), settled AS (
+        UPDATE bank_transactions t
+           SET outcome = CASE WHEN g.paid THEN 'matched' ELSE 'partial' END,
+               reason = NULL,
+               processed_at = now()
+          FROM go g
+         WHERE t.id = g.tx_id
+    )
+    SELECT (SELECT count(*) FROM locked) AS locked,
+           (SELECT count(*) FILTER (WHERE paid) FROM go) AS matched,
+           (SELECT count(*) FILTER (WHERE NOT paid) FROM go) AS partial,
+           ARRAY(SELECT tx_id FROM f WHERE tx_id NOT IN (SELECT tx_id FROM go) ORDER BY tx_id)
+               AS rest
+"""
+
+
+async def allocate_bare_lines(
+    session: AsyncSession,
+    bare_ids: Sequence[int],
+    other_codes: Sequence[str],
+    *,
+    source: str,
+    actor_sub: str,
+) -> tuple[int, int, list[int]]:
+    """Lock the batch's orders and settle the bare lines that need no rule beyond the match.
+    Returns (matched, partial, ids of the bare lines left to the Python rules)."""
+    driver = await _driver(session)
+    row = await driver.fetchrow(
+        _ALLOCATE_BARE, list(bare_ids), list(other_codes), source, actor_sub
+    )
+    return int(row["matched"]), int(row["partial"]), list(row["rest"])
 
 
 async def _driver(session: AsyncSession) -> Any:
@@ -272,15 +382,6 @@ async def _driver(session: AsyncSession) -> Any:
     driver = raw.driver_connection
     assert driver is not None
     return driver
-
-
-async def claim_pending(session: AsyncSession, limit: int) -> Sequence[Sequence[Any]]:
-    """Take a batch of pending lines off the matcher's queue; lines another worker holds are
-    skipped, not waited for. Rows: (id, account_no, amount, booked_at, remark, payer_name,
-    payer_account, channel)."""
-    driver = await _driver(session)
-    rows: Sequence[Sequence[Any]] = await driver.fetch(_CLAIM_PENDING, limit)
-    return rows
 
 
 @dataclass(slots=True)
@@ -300,7 +401,7 @@ _LOCK_OPEN_BY_CODES = f"""
       FROM orders o JOIN supplier_accounts sa ON sa.id = o.settlement_account_id
      WHERE o.payment_code = ANY($1::varchar[]) AND o.status IN {OPEN}
      ORDER BY o.id
-       FOR UPDATE OF o
+       FOR NO KEY UPDATE OF o
 """
 
 _CLOSED_BY_CODES = f"""
@@ -318,8 +419,8 @@ def _state(row: Sequence[Any]) -> OrderState:
 
 
 async def orders_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, OrderState]:
-    """The order each code names: the open order holding it (locked `FOR UPDATE` in id order, so
-    concurrent workers cannot deadlock), else the latest paid or cancelled order with it."""
+    """The order each code names: the open order holding it (locked `FOR NO KEY UPDATE` in id
+    order, so concurrent workers cannot deadlock), else the latest paid or cancelled order."""
     if not codes:
         return {}
     driver = await _driver(session)

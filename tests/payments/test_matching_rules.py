@@ -278,3 +278,74 @@ async def test_no_code_or_only_unknown_words_is_unmatched_for_self_service(
     count = (await session.execute(text("SELECT count(*) FROM review_cases"))).scalar_one()
     await session.commit()
     assert count == 0
+
+
+async def test_bare_codes_are_settled_like_any_other_line(
+    session: AsyncSession, order: Order, payments_client: httpx.AsyncClient
+) -> None:
+    """Bare remarks (just the code) take the SQL path; the result is the rules' result: partial,
+    then matched with the order paid at the booking time of the line that completed it."""
+    await run(
+        payments_client,
+        [{"ref": "R1", "account": ACCOUNT, "amount": "300", "remark": "FA4XY2"}],
+    )
+    assert await outcome_of(session, "R1") == ("partial", None)
+    await run(
+        payments_client,
+        [
+            {
+                "ref": "R2",
+                "account": ACCOUNT,
+                "amount": "700",
+                "remark": "fa4xy2",
+                "at": "2024-04-02 09:30:00",
+            }
+        ],
+    )
+    assert await outcome_of(session, "R2") == ("matched", None)
+    order = await reload(session, order)
+    assert (order.status, order.paid_amount) == (OrderStatus.PAID, 1000)
+    assert order.paid_at is not None and order.paid_at.isoformat() == "2024-04-02T01:30:00+00:00"
+    rows = (
+        await session.execute(
+            text(
+                "SELECT t.bank_ref, a.amount, a.source, a.actor_sub FROM payment_allocations a "
+                "JOIN bank_transactions t ON t.id = a.bank_transaction_id ORDER BY t.bank_ref"
+            )
+        )
+    ).all()
+    await session.commit()
+    assert [tuple(r) for r in rows] == [
+        ("R1", 300, "auto", "system:matcher"),
+        ("R2", 700, "auto", "system:matcher"),
+    ]
+
+
+async def test_a_bare_code_waits_for_an_earlier_line_of_its_batch_naming_the_same_order(
+    session: AsyncSession, order: Order, payments_client: httpx.AsyncClient
+) -> None:
+    """Booking order decides, whichever path a line takes: the messy remark booked first pays
+    600, so the bare line booked after it no longer fits (overpayment), not the other way round."""
+    await run(
+        payments_client,
+        [
+            {
+                "ref": "R1",
+                "account": ACCOUNT,
+                "amount": "600",
+                "remark": "付款 FA4XY2",
+                "at": "2024-04-01 10:00:00",
+            },
+            {
+                "ref": "R2",
+                "account": ACCOUNT,
+                "amount": "600",
+                "remark": "fa4xy2",
+                "at": "2024-04-01 10:05:00",
+            },
+        ],
+    )
+    assert await outcome_of(session, "R1") == ("partial", None)
+    assert await outcome_of(session, "R2") == ("review", "overpayment")
+    order = await reload(session, order)
+    assert (order.status, order.paid_amount) == (OrderStatus.PARTIALLY_PAID, 600)
