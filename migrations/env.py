@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import shared.models  # noqa: F401  (registers every table on the metadata)
 from shared.models.base import Base
+from shared.models.payments import include_in_schema_comparison
 from shared.settings import get_settings
 
 config = context.config
@@ -33,6 +34,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
+        include_object=include_in_schema_comparison,
         dialect_opts={"paramstyle": "named"},
     )
     with context.begin_transaction():
@@ -42,7 +44,12 @@ def run_migrations_offline() -> None:
 def _do_run(connection: Connection) -> None:
     connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
     try:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            include_object=include_in_schema_comparison,
+        )
         with context.begin_transaction():
             context.run_migrations()
     finally:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.models import Base
+from shared.models.payments import include_in_schema_comparison
 from shared.settings import get_settings
 from tests.conftest import alembic_config
 
@@ -52,7 +53,13 @@ async def _diff_against_models(url: str) -> list[object]:
     async with engine.connect() as conn:
         diff = await conn.run_sync(
             lambda sync_conn: compare_metadata(
-                MigrationContext.configure(sync_conn, opts={"compare_type": True}),
+                MigrationContext.configure(
+                    sync_conn,
+                    opts={
+                        "compare_type": True,
+                        "include_object": include_in_schema_comparison,
+                    },
+                ),
                 Base.metadata,
             )
         )

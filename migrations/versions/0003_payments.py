@@ -57,6 +57,83 @@ OPEN_CODE_TRIGGERS = (
     """,
 )
 
+# The two bulk paths (statement lines: one insert per imported line; allocations: one per matched
+# line) check their references once per statement instead of once per row: PostgreSQL's foreign
+# keys run a trigger and a lookup query for every row, a third of the import's and the matcher's
+# database time. The check below is the same (every reference must exist, same constraint name,
+# SQLSTATE 23503), done set-based on the statement's new rows; the other direction — a parent
+# disappearing — cannot happen because the referenced ledger tables are append-only (deleting a
+# row or changing an id is refused), so no lock on the parent is needed either.
+_CHECKED_REFERENCES = {
+    # child table: ((column, parent table, constraint name), ...)
+    "bank_transactions": (
+        ("statement_id", "statements", "fk_bank_transactions_statement_id_statements"),
+    ),
+    "payment_allocations": (
+        (
+            "bank_transaction_id",
+            "bank_transactions",
+            "fk_payment_allocations_bank_transaction_id_bank_transactions",
+        ),
+        ("order_id", "orders", "fk_payment_allocations_order_id_orders"),
+        (
+            "confirmation_id",
+            "payment_confirmations",
+            "fk_payment_allocations_confirmation_id_payment_confirmations",
+        ),
+    ),
+}
+APPEND_ONLY = ("statements", "bank_transactions", "orders", "payment_confirmations")
+
+
+def _reference_check_sql(table: str) -> list[str]:
+    checks = "".join(
+        f"""
+        IF EXISTS (SELECT FROM (SELECT DISTINCT n.{column} AS ref FROM new_rows n) r
+                    WHERE r.ref IS NOT NULL
+                      AND NOT EXISTS (SELECT FROM {parent} p WHERE p.id = r.ref)) THEN
+            RAISE EXCEPTION 'insert or update on table "{table}" violates foreign key '
+                            'constraint "{name}"'
+                USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{name}', TABLE = '{table}',
+                      DETAIL = 'Key ({column}) is not present in table "{parent}".';
+        END IF;"""
+        for column, parent, name in _CHECKED_REFERENCES[table]
+    )
+    return [
+        # index probes on the parents' primary keys, never a scan of a parent per statement
+        f"""
+        CREATE FUNCTION {table}_check_references() RETURNS trigger LANGUAGE plpgsql
+            SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+        BEGIN{checks}
+            RETURN NULL;
+        END $$
+        """,
+        *(
+            f"""
+            CREATE TRIGGER {table}_references_{event.lower()} AFTER {event} ON {table}
+                REFERENCING NEW TABLE AS new_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION {table}_check_references()
+            """
+            for event in ("INSERT", "UPDATE")
+        ),
+    ]
+
+
+_APPEND_ONLY_FUNCTION = """
+    CREATE FUNCTION refuse_ledger_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'rows of "%" are never deleted and keep their id (payments ledger)',
+            TG_TABLE_NAME USING ERRCODE = 'restrict_violation', TABLE = TG_TABLE_NAME;
+    END $$
+"""
+
+
+def _append_only_sql(table: str) -> str:
+    return f"""
+        CREATE TRIGGER {table}_append_only BEFORE DELETE OR UPDATE OF id ON {table}
+            FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()
+    """
+
 
 def upgrade() -> None:
     op.create_table(
@@ -148,11 +225,6 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["statement_id"],
-            ["statements.id"],
-            name=op.f("fk_bank_transactions_statement_id_statements"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_transactions")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_bank_transactions_dedupe_key")),
@@ -398,19 +470,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.CheckConstraint("amount > 0", name=op.f("ck_payment_allocations_amount_positive")),
-        sa.ForeignKeyConstraint(
-            ["bank_transaction_id"],
-            ["bank_transactions.id"],
-            name=op.f("fk_payment_allocations_bank_transaction_id_bank_transactions"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["confirmation_id"],
-            ["payment_confirmations.id"],
-            name=op.f("fk_payment_allocations_confirmation_id_payment_confirmations"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["order_id"], ["orders.id"], name=op.f("fk_payment_allocations_order_id_orders")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_allocations")),
         sa.UniqueConstraint(
             "bank_transaction_id", name=op.f("uq_payment_allocations_bank_transaction_id")
@@ -554,9 +613,22 @@ def upgrade() -> None:
     op.create_index(
         "ix_review_cases_status_reason", "review_cases", ["status", "reason"], unique=False
     )
+    for table in _CHECKED_REFERENCES:
+        for statement in _reference_check_sql(table):
+            op.execute(statement)
+    op.execute(_APPEND_ONLY_FUNCTION)
+    for table in APPEND_ONLY:
+        op.execute(_append_only_sql(table))
 
 
 def downgrade() -> None:
+    for table in APPEND_ONLY:
+        op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+    op.execute("DROP FUNCTION refuse_ledger_change()")
+    for table in _CHECKED_REFERENCES:
+        for event in ("insert", "update"):
+            op.execute(f"DROP TRIGGER {table}_references_{event} ON {table}")
+        op.execute(f"DROP FUNCTION {table}_check_references()")
     op.drop_index("ix_review_cases_status_reason", table_name="review_cases")
     op.drop_table("review_cases")
     op.drop_index(op.f("ix_payment_vouchers_confirmation_id"), table_name="payment_vouchers")
