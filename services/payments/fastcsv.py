@@ -183,112 +183,125 @@ class _Feed:
         self._lines.append(line)
 
 
-def _int(text_sql: str, start: int, length: int) -> str:
-    return f"CAST(substr({text_sql}, {start}, {length}) AS integer)"
+_AMOUNT_SHAPE = r"'^[0-9]+(\.[0-9]{1,2})?$'"
+
+
+def _c(sql: str) -> str:
+    return f'{sql} COLLATE "C"'
 
 
 def _booked_at_sql(b: str) -> str:
     """`datetime.fromisoformat` of `YYYY-MM-DD`, `YYYY-MM-DD[ T]HH:MM:SS` (naive: Beijing time)
-    and the same with `±HH:MM`, as timestamptz; NULL for any other text or a value out of range.
+    and the same with `±HH:MM`, as timestamptz; NULL for any other text or a value out of range
+    (once the shape is checked, the fields are digits: compared as text, byte-wise).
 
     Naive times only from 1992 on: Shanghai had summer time 1986-1991, and PostgreSQL and
     Python's zoneinfo resolve an ambiguous local time differently. Years as `within_limits`."""
-    y, mo, d = _int(b, 1, 4), _int(b, 6, 2), _int(b, 9, 2)
-    days = (
-        f"CASE WHEN {mo} = 2 THEN CASE WHEN ({y} % 4 = 0 AND {y} % 100 <> 0) OR {y} % 400 = 0 "
-        f"THEN 29 ELSE 28 END WHEN {mo} IN (4, 6, 9, 11) THEN 30 ELSE 31 END"
+    month, day = _c(f"substr({b}, 6, 2)"), _c(f"substr({b}, 9, 2)")
+    year = f"CAST(left({b}, 4) AS integer)"
+    last_day = (
+        f"CASE {month} WHEN '02' THEN CASE WHEN ({year} % 4 = 0 AND {year} % 100 <> 0) "
+        f"OR {year} % 400 = 0 THEN '29' ELSE '28' END "
+        f"WHEN '04' THEN '30' WHEN '06' THEN '30' WHEN '09' THEN '30' WHEN '11' THEN '30' "
+        f"ELSE '31' END"
     )
-    valid = (
-        f"{y} BETWEEN CASE WHEN length({b}) = 25 THEN 1970 ELSE 1992 END AND 2999"
-        f" AND {mo} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days}"
-        f" AND (length({b}) = 10 OR ({_int(b, 12, 2)} <= 23 AND {_int(b, 15, 2)} <= 59"
-        f" AND {_int(b, 18, 2)} <= 59))"
-        f" AND (length({b}) <> 25 OR ({_int(b, 21, 2)} <= 14 AND {_int(b, 24, 2)} <= 59))"
+    date_ok = f"{month} BETWEEN '01' AND '12' AND {day} BETWEEN '01' AND {last_day}"
+    clock_ok = (
+        f"{_c(f'substr({b}, 12, 2)')} <= '23' AND {_c(f'substr({b}, 15, 2)')} <= '59' "
+        f"AND {_c(f'substr({b}, 18, 2)')} <= '59'"
     )
-    clock = "[0-9]{2}:[0-9]{2}"
-    shape = f"'^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T]{clock}:[0-9]{{2}}([+-]{clock})?)?$'"
+    day_re = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    clock_re = "[ T][0-9]{2}:[0-9]{2}:[0-9]{2}"
     return (
-        f"CASE WHEN {b} ~ {shape} THEN CASE WHEN {valid} THEN "
-        f"CASE WHEN length({b}) = 25 THEN CAST({b} AS timestamptz) "
-        f"ELSE CAST({b} AS timestamp) AT TIME ZONE 'Asia/Shanghai' END END END"
-    )
-
-
-_AMOUNT_SHAPE = r"'^[0-9]+(\.[0-9]{1,2})?$'"
-
-
-def _amount_sql(name: str) -> tuple[str, str]:
-    """`_plain_amount`: (value or NULL, acceptable: empty or plain)."""
-    plain = f"(t.{name} ~ {_AMOUNT_SHAPE} AND length(t.{name}) <= 17)"
-    return (
-        f"CASE WHEN {plain} THEN CAST(t.{name} AS numeric) END",
-        f"(t.{name} = '' OR {plain})",
+        f"CASE WHEN {b} ~ '^{day_re}({clock_re})?$' THEN CASE WHEN {_c(f'left({b}, 4)')} "
+        f"BETWEEN '1992' AND '2999' AND {date_ok} AND (length({b}) = 10 OR {clock_ok}) "
+        f"THEN CAST({b} AS timestamp) AT TIME ZONE 'Asia/Shanghai' END "
+        f"WHEN {b} ~ '^{day_re}{clock_re}[+-][0-9]{{2}}:[0-9]{{2}}$' THEN CASE WHEN "
+        f"{_c(f'left({b}, 4)')} BETWEEN '1970' AND '2999' AND {date_ok} AND {clock_ok} "
+        f"AND {_c(f'substr({b}, 21, 2)')} <= '14' AND {_c(f'substr({b}, 24, 2)')} <= '59' "
+        f"THEN CAST({b} AS timestamptz) END END"
     )
 
 
 def _batch_sql(table: str, width: int, columns: dict[str, int]) -> tuple[str, str]:
     """(distinct currencies and channels of a batch; the batch's conversion: plain rows into
     `import_lines`, the other rows' cells returned in file order). Parameters: $1 < seq <= $2,
-    $3 Python's whitespace, $4/$5 currency map, $6/$7 channel map."""
+    $3 Python's whitespace, $4/$5 currency map, $6/$7 channel map.
 
-    def cell(field: str) -> str:
-        index = columns.get(field)
-        return f"btrim(s.c{index}, {_TRIM})" if index is not None else "CAST('' AS text)"
+    The layers are MATERIALIZED so that each expression is computed once per row (an inlined
+    subquery would repeat a column's expression wherever the column is used)."""
+    present = [f for f in _FIELDS if f in columns]
+    t_cols = ", ".join(f"btrim(s.c{columns[f]}, {_TRIM}) AS {f}" for f in present)
 
-    used = sorted({columns[f] for f in _FIELDS if f in columns})
-    guard = " AND ".join(f"strpos(s.c{i}, '=') = 0 AND strpos(s.c{i}, '''') = 0" for i in used)
-    cells = ", ".join(f"s.c{i}" for i in range(width))
+    def col(field: str) -> str:
+        return field if field in columns else "CAST('' AS text)"
+
+    used = sorted({columns[f] for f in present})
+    joined = f"concat({', '.join(f's.c{i}' for i in used)})"
+    guard = f"strpos({joined}, '=') = 0 AND strpos({joined}, '''') = 0"
     batch = f"FROM {table} s WHERE s.seq > $1 AND s.seq <= $2"
     distinct = (
-        f"SELECT array_agg(DISTINCT {cell('currency')}), array_agg(DISTINCT {cell('channel')}) "
-        f"{batch}"
+        f"SELECT array_agg(DISTINCT {col('currency')}), array_agg(DISTINCT {col('channel')}) "
+        f"FROM (SELECT {t_cols} {batch}) t"
     )
-    credit, credit_ok = _amount_sql("credit")
-    debit, debit_ok = _amount_sql("debit")
-    max_amount = f"{MAX_AMOUNT}"
+
+    def amount(field: str) -> str:  # `_plain_amount`'s value; NULL: empty or not plain
+        if field not in columns:
+            return "CAST(NULL AS numeric)"
+        return (
+            f"CASE WHEN length({field}) <= 17 AND {field} ~ {_AMOUNT_SHAPE} "
+            f"THEN CAST({field} AS numeric) END"
+        )
+
+    def amount_ok(field: str) -> str:  # `_plain_amount` accepts it (empty included)
+        if field not in columns:
+            return "true"
+        return f"(u.{field} = '' OR u.{'cr' if field == 'credit' else 'db'} IS NOT NULL)"
+
+    has_booked = "booked_at" in columns
+    moment = _booked_at_sql("booked_at") if has_booked else "CAST(NULL AS timestamptz)"
+    remark, extra = col("remark"), col("remark_extra")
+    account, ref = col("account_no"), col("bank_ref")
+    direction = (
+        "CASE WHEN coalesce(u.cr, 0) > 0 AND coalesce(u.db, 0) = 0 THEN 'credit' "
+        "WHEN coalesce(u.db, 0) > 0 AND coalesce(u.cr, 0) = 0 THEN 'debit' END"
+    )
     convert = f"""
-WITH t AS (
-    SELECT s.seq, ARRAY[{cells}] AS cells, ({guard or "true"}) AS unguarded,
-           {cell("account_no")} AS account_no, {cell("bank_ref")} AS bank_ref,
-           {cell("credit")} AS credit, {cell("debit")} AS debit,
-           {cell("currency")} AS currency, {cell("booked_at")} AS booked,
-           {cell("payer_name")} AS payer_name, {cell("payer_account")} AS payer_account,
-           {cell("payer_bank")} AS payer_bank, {cell("remark")} AS remark,
-           {cell("remark_extra")} AS extra, {cell("channel")} AS channel
+WITH t AS MATERIALIZED (
+    SELECT s.seq, ({guard}) AS unguarded, {t_cols}
       {batch}
-), v AS (
-    SELECT t.*, {credit} AS cr, {credit_ok} AS cr_ok, {debit} AS db, {debit_ok} AS db_ok,
-           {_booked_at_sql("t.booked")} AS booked_at
+), u AS MATERIALIZED (
+    SELECT t.*, {amount("credit")} AS cr, {amount("debit")} AS db, {moment} AS moment
       FROM t
-), w AS (
-    SELECT v.*,
-           CASE WHEN coalesce(v.cr, 0) > 0 AND coalesce(v.db, 0) = 0 THEN 'credit'
-                WHEN coalesce(v.db, 0) > 0 AND coalesce(v.cr, 0) = 0 THEN 'debit' END
-               AS direction
-      FROM v
-), p AS MATERIALIZED (
-    SELECT w.*,
-           CASE w.direction WHEN 'credit' THEN w.cr ELSE w.db END AS amount,
-           coalesce(w.unguarded AND w.account_no <> '' AND btrim(w.account_no, $3) = w.account_no
-                    AND w.bank_ref <> '' AND btrim(w.bank_ref, $3) = w.bank_ref
-                    AND w.cr_ok AND w.db_ok AND w.direction IS NOT NULL
-                    AND CASE w.direction WHEN 'credit' THEN w.cr ELSE w.db END <= {max_amount}
-                    AND (w.booked = '' OR w.booked_at IS NOT NULL), false) AS plain
-      FROM w
+), q AS MATERIALIZED (
+    SELECT u.*, {direction} AS direction,
+           CASE {direction} WHEN 'credit' THEN u.cr ELSE u.db END AS amount,
+           coalesce(u.unguarded AND {account} <> '' AND btrim({account}, $3) = {account}
+                    AND {ref} <> '' AND btrim({ref}, $3) = {ref}
+                    AND {amount_ok("credit")} AND {amount_ok("debit")}
+                    AND {direction} IS NOT NULL
+                    AND CASE {direction} WHEN 'credit' THEN u.cr ELSE u.db END <= {MAX_AMOUNT}
+                    AND ({col("booked_at")} = '' OR u.moment IS NOT NULL), false) AS plain
+      FROM u
 ), ins AS (
     INSERT INTO import_lines ({", ".join(repository.IMPORT_COLUMNS)})
-    SELECT p.seq, 'ref:' || p.account_no || ':' || p.bank_ref, p.bank_ref, p.account_no,
-           p.direction, p.amount, cur.out, p.booked_at, CAST(NULL AS date),
-           nullif(p.payer_name, ''), nullif(p.payer_account, ''), nullif(p.payer_bank, ''),
-           nullif(CASE WHEN p.extra = '' THEN p.remark WHEN p.remark = '' THEN p.extra
-                       ELSE p.remark || ' ' || p.extra END, ''),
+    SELECT q.seq, 'ref:' || {account} || ':' || {ref}, {ref}, {account}, q.direction, q.amount,
+           cur.out, q.moment, CAST(NULL AS date), nullif({col("payer_name")}, ''),
+           nullif({col("payer_account")}, ''), nullif({col("payer_bank")}, ''),
+           nullif(CASE WHEN {extra} = '' THEN {remark} WHEN {remark} = '' THEN {extra}
+                       ELSE {remark} || ' ' || {extra} END, ''),
            ch.out
-      FROM p
-      JOIN unnest(CAST($4 AS text[]), CAST($5 AS text[])) AS cur(raw, out) ON cur.raw = p.currency
-      JOIN unnest(CAST($6 AS text[]), CAST($7 AS text[])) AS ch(raw, out) ON ch.raw = p.channel
-     WHERE p.plain
+      FROM q
+      JOIN unnest(CAST($4 AS text[]), CAST($5 AS text[])) AS cur(raw, out)
+        ON cur.raw = {col("currency")}
+      JOIN unnest(CAST($6 AS text[]), CAST($7 AS text[])) AS ch(raw, out)
+        ON ch.raw = {col("channel")}
+     WHERE q.plain
 )
-SELECT p.seq, p.cells FROM p WHERE NOT p.plain ORDER BY p.seq
+SELECT s.seq, ARRAY[{", ".join(f"s.c{i}" for i in range(width))}]
+  FROM q JOIN {table} s ON s.seq = q.seq
+ WHERE NOT q.plain
+ ORDER BY s.seq
 """
     return distinct, convert
 
@@ -376,20 +389,16 @@ async def _stage(conn: AsyncConnection, table: str, width: int, source: _Source)
             blankish = " AND ".join(
                 f"left(btrim({n}, {_TRIM}), 1) IN ('', '=', '''')" for n in names
             )
-            joined = f"concat({', '.join(names)})"
-            count, low, high, empty, broken = await driver.fetchrow(
+            count, low, high, empty = await driver.fetchrow(
                 f"SELECT count(*), coalesce(min(seq), 1), coalesce(max(seq), 0), "
-                f"count(*) FILTER (WHERE {blankish}), "
-                f"count(*) FILTER (WHERE strpos({joined}, E'\\n') > 0 "
-                f"OR strpos({joined}, E'\\r') > 0) FROM {table}"
+                f"count(*) FILTER (WHERE {blankish}) FROM {table}"
             )
+            # one row per physical line: no line break inside a cell, no `\.` end marker
             if count != source.lines or low != 1 or high != count:
                 raise _NotEligible(f"{count} rows staged for {source.lines} data lines")
             if empty:
                 raise _NotEligible("rows Python may skip as empty")
-            if broken:
-                raise _NotEligible("line breaks inside cells")
-            await conn.exec_driver_sql(f"ANALYZE {table}")
+            await conn.exec_driver_sql(f"ANALYZE {table}")  # batches: index range scans
     except _NotEligible as exc:
         return str(exc)
     except asyncpg.PostgresError as exc:  # ragged rows, mixed line ends, a broken quote...

@@ -415,6 +415,7 @@ PLAIN = ",".join(row("R1"))
 PLAIN2 = ",".join(row("R2"))
 QUOTE_INSIDE = PLAIN.replace("货款", '货"款')  # csv reads it literally, PostgreSQL as a quote
 QUOTED = ",".join(f'"{c}"' for c in row("R2"))
+LONG = ",".join(row("R3", remark="长" * (1024 * 1024 + 1)))
 # past the head the parser reads at once (a NUL or bad byte there fails before any import)
 MANY = "".join(",".join(row(f"M{i:05d}")) + "\n" for i in range(2000))
 
@@ -435,6 +436,11 @@ MANY = "".join(",".join(row(f"M{i:05d}")) + "\n" for i in range(2000))
         ("NUL byte", lines_of(HEADER, f"{MANY}{PLAIN}\n{PLAIN2}\x00\n")),
         ("undecodable", lines_of(HEADER, f"{MANY}{PLAIN}\n").replace(b"R1,", b"R\xff,")),
         ("header after a blank line", b"\n" + lines_of(HEADER, f"{PLAIN}\n")),
+        (
+            "header with a quoted line break",
+            lines_of(['"交易\n流水号"', *HEADER[1:]], f"{PLAIN}\n"),
+        ),
+        ("line longer than the csv field limit", lines_of(HEADER, f"{PLAIN}\n{LONG}\n{PLAIN2}\n")),
         ("time column", lines_of([*SPLIT_HEADER, "交易时间"], f"{PLAIN}\n")),
     ],
 )
@@ -475,3 +481,96 @@ def test_the_python_whitespace_set_is_what_strip_removes() -> None:
     spaces = fastcsv._python_whitespace()
     assert " \t\r\n\u3000\x85\xa0" in spaces or set(" \t\r\n\u3000\x85\xa0") <= set(spaces)
     assert all((c + "x" + c).strip() == "x" for c in spaces)
+
+
+AMOUNTS = ["10", "10.5", "10.50", "0010.5", " 7 ", "1,234.56", "+5", "0.01", "99999999999999.99"]
+AMOUNTS += ["00000000000000010", "000000000000000010", "'20", '="30"', "5\t"]
+
+
+def random_moment(rng: random.Random) -> str:
+    year = rng.choice([1970, 1985, 1988, 1991, 1992, 2000, 2024, 2038, 2100, 2999])
+    month, day = rng.randint(1, 12), rng.randint(1, 28 if rng.random() < 0.8 else 31)
+    day = min(
+        day,
+        [
+            31,
+            29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28,
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ][month - 1],
+    )
+    clock = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+    offset = f"{rng.choice('+-')}{rng.randint(0, 14):02d}:{rng.choice([0, 30, 45]):02d}"
+    return rng.choice(
+        [
+            f"{year:04d}-{month:02d}-{day:02d} {clock}",
+            f"{year:04d}-{month:02d}-{day:02d}T{clock}",
+            f"{year:04d}-{month:02d}-{day:02d} {clock}{offset}",
+            f"{year:04d}-{month:02d}-{day:02d}T{clock}{offset}",
+            f"{year:04d}-{month:02d}-{day:02d}",
+            f"{year:04d}/{month:02d}/{day:02d} {clock}",
+            f"{year:04d}{month:02d}{day:02d}",
+            f" {year:04d}-{month:02d}-{day:02d} {clock} ",
+            f"{year:04d}-{month:02d}-{day:02d} {clock[:5]}",
+            f"{year:04d}-{month:02d}-{day:02d} {clock}.5",
+            "",
+        ]
+    )
+
+
+def random_rows(n: int, seed: int, *, gbk: bool) -> list[list[str]]:
+    """Random mixtures of valid cells, plain or not (each cell mostly plain), none an error."""
+    rng = random.Random(seed)
+    odd = [] if gbk else ["ß", "ＡＴＭ", "\u212a", "😀", "\u2028"]
+
+    def pick(usual: Sequence[str], unusual: Sequence[str]) -> str:
+        return rng.choice(usual if rng.random() < 0.85 or not unusual else unusual)
+
+    rows = []
+    for i in range(n):
+        amount = pick(AMOUNTS[:4], AMOUNTS[4:])
+        credit, debit = rng.choice([(amount, ""), ("", amount), (amount, "0"), ("0.00", amount)])
+        ref = pick([f"R{i}", f"R{i % 50}"], [f" R{i} ", "", f"'R{i}"])
+        if not gbk and rng.random() < 0.03:
+            ref += "\u3000"
+        rows.append(
+            row(
+                ref,
+                at=random_moment(rng),
+                account=pick([MINE, OTHER, UNKNOWN], [f" {MINE} ", f"'{MINE}"]),
+                credit=credit,
+                debit=debit,
+                currency=pick(["", "CNY", "cny", "usd"], [" hkd ", *odd[:1]]),
+                remark=pick(["货款", "fa4xy2", ""], [" 付款 ", "=x", *odd]),
+                channel=pick([*CHANNELS, ""], ["ONLINE", "Atm", "其他", *odd]),
+                payer_name=pick(["采购单位", "", "某某中学"], ["'单位"]),
+                payer_account=pick(["6222020200001234567", ""], ['="0123"']),
+                balance=pick(["", "1.00"], ["=A1"]),
+            )
+        )
+    return rows
+
+
+@pytest.mark.parametrize(("encoding", "seed"), [("utf-8", 1), ("gbk", 2), ("utf-8", 3)])
+async def test_random_mixtures_store_the_same_lines(
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    accounts: None,
+    encoding: str,
+    seed: int,
+) -> None:
+    rows = random_rows(600, seed, gbk=encoding == "gbk")
+    content = csv_bytes(HEADER, rows, encoding)
+    outcomes, lines = await compare(session, monkeypatch, [content, content], batch_size=50)
+    plain_seen(outcomes)
+    assert outcomes[0].error is None
+    assert outcomes[0].sql_rows > 150 and outcomes[0].python_rows > 150
+    assert len(lines) > 400
