@@ -64,6 +64,9 @@ CHUNK = 1 << 20
 _FIELD = r'(?:"[^"\r\n]*(?:""[^"\r\n]*)*"|[^,"\r\n]*)'
 _ROW = rf"{_FIELD}(?:,{_FIELD})*"
 _ROWS_RE = re.compile(rf"(?:{_ROW}\r?\n)*(?:{_ROW})?")
+_BLANK_LINE_RE = re.compile(r"^\r?\n", re.MULTILINE)
+MAX_SKIPPED = 10_000
+"""Rows `open_csv` skips as empty (after the header) that the fast path numbers around."""
 
 _TRIM = r"E' \t\r\n'"
 """`RowConverter`'s trimming (`str.strip(" \\t\\r\\n")`) as a `btrim` argument."""
@@ -151,7 +154,10 @@ class _Source:
         return next(csv.reader([block[:end]]), [])
 
     def _encoded(self, block: str) -> bytes:
-        self.lines += block.count("\n") + (not block.endswith("\n"))
+        """Blank lines removed (csv reads them as `[]`, a row `open_csv` skips without counting
+        it; COPY would refuse them), counted, as UTF-8. A block starts at a line start."""
+        block = _BLANK_LINE_RE.sub("", block)
+        self.lines += block.count("\n") + (bool(block) and not block.endswith("\n"))
         return block.encode("utf-8")
 
     def next_chunk(self) -> bytes | None:
@@ -225,8 +231,9 @@ def _booked_at_sql(b: str) -> str:
 
 def _batch_sql(table: str, width: int, columns: dict[str, int]) -> tuple[str, str]:
     """(distinct currencies and channels of a batch; the batch's conversion: plain rows into
-    `import_lines`, the other rows' cells returned in file order). Parameters: $1 < seq <= $2,
-    $3 Python's whitespace, $4/$5 currency map, $6/$7 channel map.
+    `import_lines`, the other rows' line numbers and cells, in file order). Parameters:
+    $1 < seq <= $2, $3 Python's whitespace, $4/$5 currency map, $6/$7 channel map, $8 the line
+    number before the batch's first row (rows skipped as empty have no line number).
 
     The layers are MATERIALIZED so that each expression is computed once per row (an inlined
     subquery would repeat a column's expression wherever the column is used)."""
@@ -268,7 +275,8 @@ def _batch_sql(table: str, width: int, columns: dict[str, int]) -> tuple[str, st
     )
     convert = f"""
 WITH t AS MATERIALIZED (
-    SELECT s.seq, ({guard}) AS unguarded, {t_cols}
+    SELECT s.seq, $8 + row_number() OVER (ORDER BY s.seq) AS line_no, ({guard}) AS unguarded,
+           {t_cols}
       {batch}
 ), u AS MATERIALIZED (
     SELECT t.*, {amount("credit")} AS cr, {amount("debit")} AS db, {moment} AS moment
@@ -285,7 +293,7 @@ WITH t AS MATERIALIZED (
       FROM u
 ), ins AS (
     INSERT INTO import_lines ({", ".join(repository.IMPORT_COLUMNS)})
-    SELECT q.seq, 'ref:' || {account} || ':' || {ref}, {ref}, {account}, q.direction, q.amount,
+    SELECT q.line_no, 'ref:' || {account} || ':' || {ref}, {ref}, {account}, q.direction, q.amount,
            cur.out, q.moment, CAST(NULL AS date), nullif({col("payer_name")}, ''),
            nullif({col("payer_account")}, ''), nullif({col("payer_bank")}, ''),
            nullif(CASE WHEN {extra} = '' THEN {remark} WHEN {remark} = '' THEN {extra}
@@ -298,10 +306,10 @@ WITH t AS MATERIALIZED (
         ON ch.raw = {col("channel")}
      WHERE q.plain
 )
-SELECT s.seq, ARRAY[{", ".join(f"s.c{i}" for i in range(width))}]
+SELECT q.line_no, ARRAY[{", ".join(f"s.c{i}" for i in range(width))}]
   FROM q JOIN {table} s ON s.seq = q.seq
  WHERE NOT q.plain
- ORDER BY s.seq
+ ORDER BY q.line_no
 """
     return distinct, convert
 
@@ -361,9 +369,33 @@ async def _driver(conn: AsyncConnection) -> Any:
     return driver
 
 
-async def _stage(conn: AsyncConnection, table: str, width: int, source: _Source) -> str | None:
-    """COPY the data rows into `table` and check them; the reason when the file is not eligible
-    (the staging table then does not exist)."""
+def _empty_cell_sql(cell: str) -> str:
+    """`clean_text(cell) is None` for a str cell without line breaks: blank once trimmed, or an
+    Excel text guard (`="..."`, then a leading `'`) around nothing but blanks."""
+    t = f"btrim({cell}, {_TRIM})"
+    unwrapped = (
+        f"CASE WHEN length({t}) >= 3 AND left({t}, 2) = '=\"' AND right({t}, 1) = '\"' "
+        f"THEN btrim(substr({t}, 3, length({t}) - 3), {_TRIM}) ELSE {t} END"
+    )
+    apostrophe = "''''"
+
+    def blank(u: str) -> str:  # a leading `'` dropped, then nothing left
+        return (
+            f"(CASE WHEN left({u}, 1) = {apostrophe} THEN btrim(substr({u}, 2), {_TRIM}) "
+            f"ELSE {u} END) = ''"
+        )
+
+    # the `=` and `'` branches are rare: their repeated expressions cost nothing in the usual case
+    return (
+        f"CASE left({t}, 1) WHEN '' THEN true WHEN '=' THEN {blank(unwrapped)} "
+        f"WHEN {apostrophe} THEN {blank(t)} ELSE false END"
+    )
+
+
+async def _stage(conn: AsyncConnection, table: str, width: int, source: _Source) -> str | list[int]:
+    """COPY the data rows into `table` and check them. Returns the reason when the file is not
+    eligible (the staging table then does not exist), else the `seq` of the rows `open_csv`
+    skips as empty, deleted from the table."""
     names = [f"c{i}" for i in range(width)]
     try:
         async with conn.begin():
@@ -386,24 +418,25 @@ async def _stage(conn: AsyncConnection, table: str, width: int, source: _Source)
                 force_not_null=names,
                 encoding="UTF8",
             )
-            blankish = " AND ".join(
-                f"left(btrim({n}, {_TRIM}), 1) IN ('', '=', '''')" for n in names
-            )
-            count, low, high, empty = await driver.fetchrow(
+            empty = " AND ".join(_empty_cell_sql(n) for n in names)
+            count, low, high, skipped = await driver.fetchrow(
                 f"SELECT count(*), coalesce(min(seq), 1), coalesce(max(seq), 0), "
-                f"count(*) FILTER (WHERE {blankish}) FROM {table}"
+                f"array_agg(seq ORDER BY seq) FILTER (WHERE {empty}) FROM {table}"
             )
             # one row per physical line: no line break inside a cell, no `\.` end marker
             if count != source.lines or low != 1 or high != count:
                 raise _NotEligible(f"{count} rows staged for {source.lines} data lines")
-            if empty:
-                raise _NotEligible("rows Python may skip as empty")
+            skipped = list(skipped or ())
+            if len(skipped) > MAX_SKIPPED:
+                raise _NotEligible(f"{len(skipped)} empty rows")
+            if skipped:
+                await driver.execute(f"DELETE FROM {table} WHERE seq = ANY($1::bigint[])", skipped)
             await conn.exec_driver_sql(f"ANALYZE {table}")  # batches: index range scans
     except _NotEligible as exc:
         return str(exc)
     except asyncpg.PostgresError as exc:  # ragged rows, mixed line ends, a broken quote...
         return f"COPY refused the file: {exc}"
-    return None
+    return skipped
 
 
 async def _run(
@@ -416,11 +449,21 @@ async def _run(
     batch_size: int,
     on_batch_committed: Callable[[int], None] | None,
 ) -> FastImport:
-    reason = await _stage(conn, table, width, source)
-    if reason is not None:
-        log.info("statement %s: CSV fast path not used: %s", result.statement_id, reason)
-        return FastImport(handled=False, reason=reason)
-    total = source.lines
+    staged = await _stage(conn, table, width, source)
+    if isinstance(staged, str):
+        log.info("statement %s: CSV fast path not used: %s", result.statement_id, staged)
+        return FastImport(handled=False, reason=staged)
+    total = source.lines - len(staged)
+
+    def seq_of(line_no: int) -> int:
+        """The staged row of data row `line_no` (rows skipped as empty have no line number)."""
+        seq = line_no
+        for gap in staged:
+            if gap > seq:
+                break
+            seq += 1
+        return seq
+
     distinct_sql, convert_sql = _batch_sql(table, width, converter.columns)
     whitespace = _python_whitespace()
     default_currency = converter.profile.default_currency.upper()
@@ -433,21 +476,23 @@ async def _run(
         async with conn.begin():
             await conn.exec_driver_sql(repository._CREATE_IMPORT_TABLE)  # begins the transaction
             driver = await _driver(conn)
-            currencies, channels = await driver.fetchrow(distinct_sql, low, high)
+            first, last = seq_of(low + 1) - 1, seq_of(high)
+            currencies, channels = await driver.fetchrow(distinct_sql, first, last)
             rows: Sequence[Any] = await driver.fetch(
                 convert_sql,
-                low,
-                high,
+                first,
+                last,
                 whitespace,
                 currencies,
                 [c.upper() if c else default_currency for c in currencies],
                 channels,
                 [normalize_channel(c) if c else None for c in channels],
+                low,
             )
             records: list[Record] = []
-            for seq, cells in rows:
+            for line_no, cells in rows:
                 try:
-                    line = converter.convert_text(cells, seq)
+                    line = converter.convert_text(cells, line_no)
                     feed.push(line)
                     line, key = next(keyed)
                 except StatementParseError as exc:

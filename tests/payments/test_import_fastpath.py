@@ -415,6 +415,18 @@ PLAIN = ",".join(row("R1"))
 PLAIN2 = ",".join(row("R2"))
 QUOTE_INSIDE = PLAIN.replace("货款", '货"款')  # csv reads it literally, PostgreSQL as a quote
 QUOTED = ",".join(f'"{c}"' for c in row("R2"))
+EMPTY = "," * (len(HEADER) - 1)
+
+
+def csv_line(cells: Sequence[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue()
+
+
+# cells `clean_text` reads as nothing (Excel text guards around blanks), as something
+GUARDS = csv_line(['=""', "'", " '\t", '="\'"', '=" \' " ', *[" "] * (len(HEADER) - 5)])
+NOT_EMPTY = csv_line(['="x"', "'", "=", '="', *[""] * (len(HEADER) - 4)])
 LONG = ",".join(row("R3", remark="长" * (1024 * 1024 + 1)))
 # past the head the parser reads at once (a NUL or bad byte there fails before any import)
 MANY = "".join(",".join(row(f"M{i:05d}")) + "\n" for i in range(2000))
@@ -427,9 +439,7 @@ MANY = "".join(",".join(row(f"M{i:05d}")) + "\n" for i in range(2000))
         ("short row", lines_of(HEADER, f"{PLAIN}\nR3,2024-04-01 10:00:00,{MINE},x\n")),
         ("quoted newline", lines_of(HEADER, f'{PLAIN}\n{PLAIN2[:-1]}"a\nb"\n')),
         ("end-of-data marker", lines_of(HEADER, f"{PLAIN}\n\\.\n{PLAIN2}\n")),
-        ("blank line", lines_of(HEADER, f"{PLAIN}\n\n{PLAIN2}\n")),
-        ("empty cells", lines_of(HEADER, f"{PLAIN}\n{',' * (len(HEADER) - 1)}\n{PLAIN2}\n")),
-        ("guard-only row", lines_of(HEADER, f'{PLAIN}\n="",{"," * (len(HEADER) - 2)}\n{PLAIN2}\n')),
+        ("blank-looking line", lines_of(HEADER, f"{PLAIN}\n \n{PLAIN2}\n")),
         ("quote inside a field", lines_of(HEADER, f"{PLAIN2}\n{QUOTE_INSIDE}\n")),
         ("lone carriage return", lines_of(HEADER, f"{PLAIN}\r{PLAIN2}\n")),
         ("mixed line ends", lines_of(HEADER, f"{PLAIN}\r\n{PLAIN2}\n")),
@@ -463,6 +473,11 @@ async def test_files_the_fast_path_cannot_prove_go_to_python_unchanged(
         ("CRLF line ends", f"{','.join(HEADER)}\r\n{PLAIN}\r\n{PLAIN2}\r\n".encode("gbk")),
         ("no final line break", lines_of(HEADER, f"{PLAIN}\n{PLAIN2}")),
         ("header only", lines_of(HEADER, "")),
+        ("blank lines", lines_of(HEADER, f"\n{PLAIN}\n\n\n{PLAIN2}\n\n")),
+        ("blank CRLF lines", f"{','.join(HEADER)}\r\n\r\n{PLAIN}\r\n\r\n{PLAIN2}\r\n".encode()),
+        ("rows of empty cells", lines_of(HEADER, f"{EMPTY}\n{PLAIN}\n{EMPTY}\n{PLAIN2}\n{EMPTY}")),
+        ("rows of guards around nothing", lines_of(HEADER, f"{PLAIN}\n{GUARDS}\n{PLAIN2}\n")),
+        ("guards around something", lines_of(HEADER, f"{PLAIN}\n{NOT_EMPTY}\n{PLAIN2}\n")),
         ("quoted header and cells", lines_of([f'"{h}"' for h in HEADER], f"{PLAIN}\n{QUOTED}\n")),
     ],
 )
@@ -574,3 +589,31 @@ async def test_random_mixtures_store_the_same_lines(
     assert outcomes[0].error is None
     assert outcomes[0].sql_rows > 150 and outcomes[0].python_rows > 150
     assert len(lines) > 400
+
+
+async def test_line_numbers_and_batches_skip_the_rows_python_skips(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, accounts: None
+) -> None:
+    """Empty rows anywhere (runs of them across batch boundaries), then a broken row: the same
+    line number in the error, the same lines stored before it."""
+    body = []
+    for i in range(1, 41):
+        body.append(",".join(row(f"R{i}") if i % 3 else row("", remark="同一笔")))
+        if i % 7 == 0:
+            body += [EMPTY, GUARDS, ""] if i % 2 else [EMPTY]
+    body.insert(55, ",".join(row("BAD", credit="十元")))
+    content = lines_of(HEADER, "\n".join(body) + "\n")
+    outcomes, lines = await compare(session, monkeypatch, [content], batch_size=6)
+    plain_seen(outcomes)
+    assert outcomes[0].error is not None and outcomes[0].error.line_no is not None
+    assert len(lines) == outcomes[0].error.line_no - 1 > 30
+
+
+async def test_too_many_empty_rows_go_to_python(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, accounts: None
+) -> None:
+    monkeypatch.setattr(fastcsv, "MAX_SKIPPED", 1)
+    content = lines_of(HEADER, f"{PLAIN}\n{EMPTY}\n{PLAIN2}\n{EMPTY}\n")
+    outcomes, lines = await compare(session, monkeypatch, [content], batch_size=2)
+    assert not outcomes[0].handled and outcomes[0].reason == "2 empty rows"
+    assert len(lines) == 2
