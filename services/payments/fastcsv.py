@@ -65,6 +65,9 @@ _FIELD = r'(?:"[^"\r\n]*(?:""[^"\r\n]*)*"|[^,"\r\n]*)'
 _ROW = rf"{_FIELD}(?:,{_FIELD})*"
 _ROWS_RE = re.compile(rf"(?:{_ROW}\r?\n)*(?:{_ROW})?")
 _BLANK_LINE_RE = re.compile(r"^\r?\n", re.MULTILINE)
+_MAYBE_EMPTY_RE = re.compile(r"(?:\A|\n)[ \t,\"='\r]")
+"""A line whose first cell may be blank or an Excel text guard: the file may have rows that
+`open_csv` skips as empty (each of their cells is such), so PostgreSQL looks for them."""
 MAX_SKIPPED = 10_000
 """Rows `open_csv` skips as empty (after the header) that the fast path numbers around."""
 
@@ -106,6 +109,7 @@ class _Source:
         self.rest = ""
         self.lines = 0
         """Physical data lines handed to COPY so far."""
+        self.maybe_empty = False
 
     def _block(self) -> str | None:
         """The next whole lines (the last block may lack its final line break); None at the end.
@@ -157,6 +161,8 @@ class _Source:
         """Blank lines removed (csv reads them as `[]`, a row `open_csv` skips without counting
         it; COPY would refuse them), counted, as UTF-8. A block starts at a line start."""
         block = _BLANK_LINE_RE.sub("", block)
+        if not self.maybe_empty and _MAYBE_EMPTY_RE.search(block):
+            self.maybe_empty = True
         self.lines += block.count("\n") + (bool(block) and not block.endswith("\n"))
         return block.encode("utf-8")
 
@@ -263,7 +269,7 @@ def _batch_sql(table: str, width: int, columns: dict[str, int]) -> tuple[str, st
     def amount_ok(field: str) -> str:  # `_plain_amount` accepts it (empty included)
         if field not in columns:
             return "true"
-        return f"(u.{field} = '' OR u.{'cr' if field == 'credit' else 'db'} IS NOT NULL)"
+        return f"(d.{field} = '' OR d.{'cr' if field == 'credit' else 'db'} IS NOT NULL)"
 
     has_booked = "booked_at" in columns
     moment = _booked_at_sql("booked_at") if has_booked else "CAST(NULL AS timestamptz)"
@@ -273,43 +279,51 @@ def _batch_sql(table: str, width: int, columns: dict[str, int]) -> tuple[str, st
         "CASE WHEN coalesce(u.cr, 0) > 0 AND coalesce(u.db, 0) = 0 THEN 'credit' "
         "WHEN coalesce(u.db, 0) > 0 AND coalesce(u.cr, 0) = 0 THEN 'debit' END"
     )
+    numbered = f"SELECT s.*, $8 + row_number() OVER (ORDER BY s.seq) AS line_no {batch}"
+    # nested subqueries behind `OFFSET 0` (not flattened into the outer query, which would repeat
+    # a column's expression wherever the column is used): each value is computed once per row
     convert = f"""
-WITH t AS MATERIALIZED (
-    SELECT s.seq, $8 + row_number() OVER (ORDER BY s.seq) AS line_no, ({guard}) AS unguarded,
-           {t_cols}
-      {batch}
-), u AS MATERIALIZED (
-    SELECT t.*, {amount("credit")} AS cr, {amount("debit")} AS db, {moment} AS moment
-      FROM t
-), q AS MATERIALIZED (
-    SELECT u.*, {direction} AS direction,
-           CASE {direction} WHEN 'credit' THEN u.cr ELSE u.db END AS amount,
-           coalesce(u.unguarded AND {account} <> '' AND btrim({account}, $3) = {account}
-                    AND {ref} <> '' AND btrim({ref}, $3) = {ref}
-                    AND {amount_ok("credit")} AND {amount_ok("debit")}
-                    AND {direction} IS NOT NULL
-                    AND CASE {direction} WHEN 'credit' THEN u.cr ELSE u.db END <= {MAX_AMOUNT}
-                    AND ({col("booked_at")} = '' OR u.moment IS NOT NULL), false) AS plain
-      FROM u
-), ins AS (
+WITH ins AS (
     INSERT INTO import_lines ({", ".join(repository.IMPORT_COLUMNS)})
-    SELECT q.line_no, 'ref:' || {account} || ':' || {ref}, {ref}, {account}, q.direction, q.amount,
-           cur.out, q.moment, CAST(NULL AS date), nullif({col("payer_name")}, ''),
+    SELECT p.line_no, 'ref:' || {account} || ':' || {ref}, {ref}, {account}, p.direction,
+           p.amount, cur.out, p.moment, CAST(NULL AS date), nullif({col("payer_name")}, ''),
            nullif({col("payer_account")}, ''), nullif({col("payer_bank")}, ''),
            nullif(CASE WHEN {extra} = '' THEN {remark} WHEN {remark} = '' THEN {extra}
                        ELSE {remark} || ' ' || {extra} END, ''),
            ch.out
-      FROM q
+      FROM (
+        SELECT d.*, CASE d.direction WHEN 'credit' THEN d.cr ELSE d.db END AS amount
+          FROM (
+            SELECT u.*, {direction} AS direction
+              FROM (
+                SELECT t.*, {amount("credit")} AS cr, {amount("debit")} AS db,
+                       {moment} AS moment
+                  FROM (
+                    SELECT s.line_no, ({guard}) AS unguarded, {t_cols}
+                      FROM ({numbered}) s
+                    OFFSET 0
+                  ) t
+                OFFSET 0
+              ) u
+            OFFSET 0
+          ) d
+         WHERE d.unguarded AND {account} <> '' AND btrim({account}, $3) = {account}
+           AND {ref} <> '' AND btrim({ref}, $3) = {ref}
+           AND {amount_ok("credit")} AND {amount_ok("debit")} AND d.direction IS NOT NULL
+           AND CASE d.direction WHEN 'credit' THEN d.cr ELSE d.db END <= {MAX_AMOUNT}
+           AND ({col("booked_at")} = '' OR d.moment IS NOT NULL)
+        OFFSET 0
+      ) p
       JOIN unnest(CAST($4 AS text[]), CAST($5 AS text[])) AS cur(raw, out)
         ON cur.raw = {col("currency")}
       JOIN unnest(CAST($6 AS text[]), CAST($7 AS text[])) AS ch(raw, out)
         ON ch.raw = {col("channel")}
-     WHERE q.plain
+    RETURNING line_no
 )
-SELECT q.line_no, ARRAY[{", ".join(f"s.c{i}" for i in range(width))}]
-  FROM q JOIN {table} s ON s.seq = q.seq
- WHERE NOT q.plain
- ORDER BY q.line_no
+SELECT n.line_no, ARRAY[{", ".join(f"n.c{i}" for i in range(width))}]
+  FROM ({numbered}) n
+ WHERE n.line_no NOT IN (SELECT line_no FROM ins)
+ ORDER BY n.line_no
 """
     return distinct, convert
 
@@ -410,7 +424,7 @@ async def _stage(conn: AsyncConnection, table: str, width: int, source: _Source)
                 + ")"
             )
             driver = await _driver(conn)
-            await driver.copy_to_table(
+            status = await driver.copy_to_table(
                 table,
                 source=source.chunks(),
                 columns=names,
@@ -418,20 +432,23 @@ async def _stage(conn: AsyncConnection, table: str, width: int, source: _Source)
                 force_not_null=names,
                 encoding="UTF8",
             )
-            empty = " AND ".join(_empty_cell_sql(n) for n in names)
-            count, low, high, skipped = await driver.fetchrow(
-                f"SELECT count(*), coalesce(min(seq), 1), coalesce(max(seq), 0), "
-                f"array_agg(seq ORDER BY seq) FILTER (WHERE {empty}) FROM {table}"
-            )
             # one row per physical line: no line break inside a cell, no `\.` end marker
-            if count != source.lines or low != 1 or high != count:
+            # (the identity of a new table numbers the rows 1, 2, ... in file order)
+            count = int(status.split()[-1])
+            if count != source.lines:
                 raise _NotEligible(f"{count} rows staged for {source.lines} data lines")
+            skipped = None
+            if source.maybe_empty:
+                empty = " AND ".join(_empty_cell_sql(n) for n in names)
+                skipped = await driver.fetchval(
+                    f"SELECT array_agg(seq ORDER BY seq) FROM {table} WHERE {empty}"
+                )
             skipped = list(skipped or ())
             if len(skipped) > MAX_SKIPPED:
                 raise _NotEligible(f"{len(skipped)} empty rows")
             if skipped:
                 await driver.execute(f"DELETE FROM {table} WHERE seq = ANY($1::bigint[])", skipped)
-            await conn.exec_driver_sql(f"ANALYZE {table}")  # batches: index range scans
+            await conn.exec_driver_sql(f"ANALYZE {table} (seq)")  # batches: index range scans
     except _NotEligible as exc:
         return str(exc)
     except asyncpg.PostgresError as exc:  # ragged rows, mixed line ends, a broken quote...
@@ -476,6 +493,8 @@ async def _run(
         async with conn.begin():
             await conn.exec_driver_sql(repository._CREATE_IMPORT_TABLE)  # begins the transaction
             driver = await _driver(conn)
+            # planned per batch: a generic plan would guess the row range and the maps' sizes
+            await driver.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             first, last = seq_of(low + 1) - 1, seq_of(high)
             currencies, channels = await driver.fetchrow(distinct_sql, first, last)
             rows: Sequence[Any] = await driver.fetch(
