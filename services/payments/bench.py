@@ -1,10 +1,9 @@
 """Matching benchmark (not a test): `python -m services.payments.bench --n N`, or
 `make bench-match N=...` (which runs it against the embedded PostgreSQL and Redis).
 
-It runs in a database of its own, `bench`, on the PostgreSQL server of DATABASE_URL (created if
-missing; with `make bench-match` that is the embedded server), and **wipes the payments data of
-that `bench` database** (suppliers, orders, statements, bank lines, allocations, review cases,
-confirmations) at every run. It refuses to run when ENVIRONMENT=production.
+It runs in a database of its own, `bench`, on the PostgreSQL server of DATABASE_URL (with
+`make bench-match` that is the embedded server), which it **drops and creates anew at every
+run** (then migrates it to head). It refuses to run when ENVIRONMENT=production.
 
 Steps:
 
@@ -247,12 +246,16 @@ async def prepare(url: str, n: int, csv_path: Path) -> list[str]:
 BENCH_DATABASE = "bench"
 
 
-async def bench_database_url(url: str) -> str:
-    """The `bench` database on the server of `url`, created if missing."""
+async def bench_database_url(url: str, *, fresh: bool = False) -> str:
+    """The `bench` database on the server of `url`: created if missing, or dropped and created
+    anew with `fresh` (every run starts from the current migrations, not from a schema an older
+    checkout left behind)."""
     target = make_url(url).set(database=BENCH_DATABASE)
     admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
+            if fresh:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" (FORCE)'))
             exists = await conn.scalar(
                 text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DATABASE}
             )
@@ -542,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.environment == "production":
         print("refusing to run: the benchmark wipes payments data (ENVIRONMENT=production)")
         return 2
-    url = asyncio.run(bench_database_url(settings.database_url))
+    url = asyncio.run(bench_database_url(settings.database_url, fresh=True))
     n = args.n
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
