@@ -65,7 +65,8 @@ _FIELD = r'(?:"[^"\r\n]*(?:""[^"\r\n]*)*"|[^,"\r\n]*)'
 _ROW = rf"{_FIELD}(?:,{_FIELD})*"
 _ROWS_RE = re.compile(rf"(?:{_ROW}\r?\n)*(?:{_ROW})?")
 _BLANK_LINE_RE = re.compile(r"^\r?\n", re.MULTILINE)
-_MAYBE_EMPTY_RE = re.compile(r"(?:\A|\n)[ \t,\"='\r]")
+_BLANK_STARTS = " \t,\"='\r"
+_MAYBE_EMPTY_RE = re.compile(rf"\n[{_BLANK_STARTS}]")  # a literal first: searched fast
 """A line whose first cell may be blank or an Excel text guard: the file may have rows that
 `open_csv` skips as empty (each of their cells is such), so PostgreSQL looks for them."""
 MAX_SKIPPED = 10_000
@@ -160,8 +161,11 @@ class _Source:
     def _encoded(self, block: str) -> bytes:
         """Blank lines removed (csv reads them as `[]`, a row `open_csv` skips without counting
         it; COPY would refuse them), counted, as UTF-8. A block starts at a line start."""
-        block = _BLANK_LINE_RE.sub("", block)
-        if not self.maybe_empty and _MAYBE_EMPTY_RE.search(block):
+        if block.startswith(("\n", "\r\n")) or "\n\n" in block or "\n\r\n" in block:
+            block = _BLANK_LINE_RE.sub("", block)
+        if not self.maybe_empty and (
+            (block and block[0] in _BLANK_STARTS) or _MAYBE_EMPTY_RE.search(block)
+        ):
             self.maybe_empty = True
         self.lines += block.count("\n") + (bool(block) and not block.endswith("\n"))
         return block.encode("utf-8")
