@@ -18,10 +18,16 @@ distinct values are mapped in Python and joined in.
 A file is taken only when PostgreSQL provably reads the same rows as Python's csv module
 (`_Source`): no NUL, strict decoding succeeds, every CR comes before an LF, quotes only as whole
 quoted fields without line breaks, no line longer than the csv field limit, a header on the first
-line. After the COPY the staged row count must equal the physical data lines (no `\\.`
-end-of-data marker, no quoted line break) and no row may be one Python skips as empty. Otherwise
-`import_csv` returns `handled=False` before any line is stored, and the importer runs the Python
-path on the whole file, which also reports the real error of a broken file.
+line. Blank lines (rows `open_csv` skips) are dropped before the COPY. After it the staged row
+count must equal the physical data lines (no `\\.` end-of-data marker, no quoted line break); rows
+`open_csv` skips as empty (the exact `clean_text` rule, looked for only when some line starts
+with a blank or guarded cell) are deleted and numbered around. Otherwise `import_csv` returns
+`handled=False` before any line is stored, and the importer runs the Python path on the whole
+file, which also reports the real error of a broken file (ragged rows, bad encoding...).
+
+The work moves rather than vanishes: on the benchmark's rows the server spends ~20 µs a row
+(staging COPY ~3.5, conversion ~15) where the Python path costs ~30 µs of Python and ~3 µs of
+server (its binary COPY); the INSERT into `bank_transactions` is the same on both paths.
 
 Staging: a TEMPORARY table on one connection held for the whole import (the batches run on that
 connection too), so it survives the per-batch commits, is invisible to other sessions and goes
@@ -245,8 +251,8 @@ def _batch_sql(table: str, width: int, columns: dict[str, int]) -> tuple[str, st
     $1 < seq <= $2, $3 Python's whitespace, $4/$5 currency map, $6/$7 channel map, $8 the line
     number before the batch's first row (rows skipped as empty have no line number).
 
-    The layers are MATERIALIZED so that each expression is computed once per row (an inlined
-    subquery would repeat a column's expression wherever the column is used)."""
+    A row missing from the maps would not be inserted and so be returned for Python: the SQL
+    never decides alone what a row it cannot convert becomes."""
     present = [f for f in _FIELDS if f in columns]
     t_cols = ", ".join(f"btrim(s.c{columns[f]}, {_TRIM}) AS {f}" for f in present)
 
