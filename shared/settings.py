@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     # payments
     match_batch_size: int = Field(default=5_000, ge=1)
     import_batch_size: int = Field(default=5_000, ge=1)
-    csv_server_side: bool = True  # CSV statements read and converted by PostgreSQL when provable
     voucher_dir: str = ".embedded/vouchers"
 
     # notify

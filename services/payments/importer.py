@@ -189,11 +189,9 @@ async def import_statement(
 ) -> ImportResult:
     """Import one statement file (seekable binary stream). Raises `StatementImportFailed` (422)
     after recording the statement as failed when the file cannot be read."""
-    settings = get_settings()
-    size = batch_size or settings.import_batch_size
+    size = batch_size or get_settings().import_batch_size
     filename = filename[:300]
     sha256 = file_sha256(stream)
-    start = stream.tell()
     try:
         parsed = open_statement(stream, format=format, profile=profile, filename=filename)
     except StatementParseError as exc:
@@ -226,67 +224,40 @@ async def import_statement(
         profile=parsed.profile,
         status=STATUS_IMPORTING,
     )
+    lines = dedupe_keys(within_limits(parsed.lines))
     error: StatementParseError | None = None
-    handled = False
-    if parsed.format == StatementFormat.CSV and settings.csv_server_side:
-        # PostgreSQL reads and converts the rows (services.payments.fastcsv); a file it cannot
-        # prove to read as Python does is left, untouched, to the Python path below
-        from services.payments import fastcsv
-
-        try:
-            fast = await fastcsv.import_csv(
-                stream,
-                start=start,
-                profile_name=parsed.profile,
-                result=result,
-                batch_size=size,
-                on_batch_committed=on_batch_committed,
-            )
-        except Exception:
+    # the next batch is parsed (in a thread) while the current one is stored: parsing and the
+    # database work overlap instead of alternating
+    parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
+    try:
+        while error is None:
+            records, error = await parsing
+            if error is None and records:
+                parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
+            if not records:
+                break
+            async with unit_of_work() as session:
+                new, ignored = await repository.store_statement_lines(
+                    session, result.statement_id, records
+                )
+                await repository.add_statement_counts(
+                    session, result.statement_id, total=len(records), new=new, ignored=ignored
+                )
+            result.lines_total += len(records)
+            result.lines_new += new
+            result.lines_duplicate += len(records) - new
+            result.lines_ignored += ignored
+            if on_batch_committed is not None and new > ignored:
+                on_batch_committed(result.statement_id)
+    except Exception:
+        # not the file's fault (database, bug): the statement must not stay `importing` forever
+        with contextlib.suppress(Exception):
+            await _mark_failed(result.statement_id, "导入中断（系统错误），请稍后重新导入")
+        raise
+    finally:
+        if not parsing.done():  # a database error while the next batch was being parsed
             with contextlib.suppress(Exception):
-                await _mark_failed(result.statement_id, "导入中断（系统错误），请稍后重新导入")
-            raise
-        handled, error = fast.handled, fast.error
-        if not handled:
-            stream.seek(start)
-            try:  # the same bytes: the header was read once already
-                parsed = open_statement(stream, format=format, profile=profile, filename=filename)
-            except StatementParseError as exc:  # pragma: no cover - defensive
-                handled, error = True, exc
-    if not handled:
-        lines = dedupe_keys(within_limits(parsed.lines))
-        # the next batch is parsed (in a thread) while the current one is stored: parsing and
-        # the database work overlap instead of alternating
-        parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
-        try:
-            while error is None:
-                records, error = await parsing
-                if error is None and records:
-                    parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
-                if not records:
-                    break
-                async with unit_of_work() as session:
-                    new, ignored = await repository.store_statement_lines(
-                        session, result.statement_id, records
-                    )
-                    await repository.add_statement_counts(
-                        session, result.statement_id, total=len(records), new=new, ignored=ignored
-                    )
-                result.lines_total += len(records)
-                result.lines_new += new
-                result.lines_duplicate += len(records) - new
-                result.lines_ignored += ignored
-                if on_batch_committed is not None and new > ignored:
-                    on_batch_committed(result.statement_id)
-        except Exception:
-            # not the file's fault (database, bug): the statement must not stay `importing`
-            with contextlib.suppress(Exception):
-                await _mark_failed(result.statement_id, "导入中断（系统错误），请稍后重新导入")
-            raise
-        finally:
-            if not parsing.done():  # a database error while the next batch was being parsed
-                with contextlib.suppress(Exception):
-                    await parsing
+                await parsing
     if error is not None:
         await _mark_failed(result.statement_id, str(error))
         raise StatementImportFailed(
