@@ -235,3 +235,39 @@ async def test_an_unknown_long_profile_name_fails_the_statement_cleanly(
     ).scalar_one()
     await session.commit()
     assert status == "failed"
+
+
+async def test_text_with_backslashes_tabs_and_line_breaks_is_stored_exactly(
+    session: AsyncSession, payments_client: httpx.AsyncClient
+) -> None:
+    """Lines travel to the database as COPY text: its escape characters must arrive intact."""
+    await settlement_account(session)
+    remark = "货款\\N \\\\ a\tb\r\nc \\t 完"
+    await import_rows(
+        payments_client,
+        [
+            {
+                "ref": "R1",
+                "account": ACCOUNT,
+                "amount": "12.30",
+                "remark": remark,
+                "payer_name": "\\N",
+                "at": "2024-04-01 23:59:58",
+            },
+            {"ref": "R2", "account": ACCOUNT, "amount": "5", "remark": ""},
+        ],
+    )
+    rows = (
+        await session.execute(
+            text(
+                "SELECT bank_ref, remark, payer_name, amount, booked_at FROM bank_transactions "
+                "ORDER BY bank_ref"
+            )
+        )
+    ).all()
+    await session.commit()
+    assert [(r.bank_ref, r.remark, r.payer_name, str(r.amount)) for r in rows] == [
+        ("R1", remark, "\\N", "12.30"),
+        ("R2", None, "采购单位", "5.00"),
+    ]
+    assert rows[0].booked_at.isoformat() == "2024-04-01T15:59:58+00:00"
