@@ -20,7 +20,9 @@ _OPEN = "('pending_payment', 'partially_paid')"
 
 # `open_payment_codes` holds the code of every open order (a code names one open order: primary
 # key). Statement-level triggers keep it for every writer of `orders`, set-based: a violation
-# fails the INSERT or UPDATE of the order itself (IntegrityError, as a unique index would).
+# fails the INSERT or UPDATE of the order itself (IntegrityError, as a unique index would). The
+# update trigger's plan (cached per session) is pinned to index probes, like the reference
+# checks below.
 OPEN_CODE_TRIGGERS = (
     f"""
     CREATE FUNCTION orders_open_code_insert() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -31,7 +33,9 @@ OPEN_CODE_TRIGGERS = (
     END $$
     """,
     f"""
-    CREATE FUNCTION orders_open_code_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION orders_open_code_update() RETURNS trigger LANGUAGE plpgsql
+        SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+        SET enable_bitmapscan = off AS $$
     BEGIN
         DELETE FROM open_payment_codes c
          USING new_orders n
@@ -100,10 +104,13 @@ def _reference_check_sql(table: str) -> list[str]:
         for column, parent, name in _CHECKED_REFERENCES[table]
     )
     return [
-        # index probes on the parents' primary keys, never a scan of a parent per statement
+        # index probes on the parents' primary keys, never a scan of a parent: the plan is made
+        # once per session (PL/pgSQL caches it), maybe while a parent looks empty to the planner
+        # (fresh or truncated table), and a scan per new row would then cost seconds per batch
         f"""
         CREATE FUNCTION {table}_check_references() RETURNS trigger LANGUAGE plpgsql
-            SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+            SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+            SET enable_bitmapscan = off AS $$
         BEGIN{checks}
             RETURN NULL;
         END $$

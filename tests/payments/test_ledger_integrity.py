@@ -100,3 +100,28 @@ async def test_ledger_rows_are_never_deleted_nor_renumbered(
     orders = (await session.execute(text("SELECT count(*) FROM orders"))).scalar_one()
     lines = (await session.execute(text("SELECT count(*) FROM bank_transactions"))).scalar_one()
     assert (orders, lines) == (1, 1)
+
+
+async def test_reference_checks_probe_the_parents_by_index_whatever_the_statistics(
+    session: AsyncSession,
+) -> None:
+    """PL/pgSQL plans each trigger query once per session, possibly while a table looks empty (a
+    fresh or truncated table): the plan must not be allowed to scan a big table per new row."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT proname, proconfig FROM pg_proc WHERE proname LIKE "
+                "'%\\_check\\_references' OR proname = 'orders_open_code_update' ORDER BY proname"
+            )
+        )
+    ).all()
+    await session.commit()
+    assert [r.proname for r in rows] == [
+        "bank_transactions_check_references",
+        "orders_open_code_update",
+        "payment_allocations_check_references",
+    ]
+    for row in rows:
+        assert {"enable_seqscan=off", "enable_hashjoin=off", "enable_mergejoin=off"} <= set(
+            row.proconfig
+        )
