@@ -9,16 +9,16 @@ One batch = one transaction:
    just six letters or digits (most lines);
 2. normalise the other lines' remarks and extract code candidates (Python);
 3. one statement locks every open order the batch names (`FOR NO KEY UPDATE`, in id order: no
-   deadlock between workers) and settles, in SQL alone, each bare line whose code no other line of
-   the batch names and that the rules below would allocate (open order, settlement account,
+   deadlock between workers) and decides, in SQL alone, each bare line whose code no other line
+   of the batch names and that the rules below would allocate (open order, settlement account,
    amount within the outstanding amount) — the same result as the Python rules, without reading
-   the line into Python (`repository.allocate_bare_lines`);
-4. the remaining lines (the other lines and the bare lines not settled in 3): one query reads
+   the line into Python (`repository.decide_bare_lines`);
+4. the remaining lines (the other lines and the bare lines not decided in 3): one query reads
    their orders (already locked), one the paid/cancelled orders named by the rest, one looks up
    one-character suggestions for lines without a known code; every line is decided in booking
    order (`booked_at`, id) with a running balance per order;
-5. and written with one statement each: allocations, orders, timeline events, review cases, line
-   outcomes.
+5. all the batch's decisions (3 and 4, gathered in one temporary table) are written with one
+   statement each: allocations, orders, timeline events, review cases, line outcomes.
 
 The running balance is kept in the batch loop rather than a SQL window sum because the
 overpayment rule is sequential: a line above the outstanding amount goes to review *without*
@@ -338,20 +338,28 @@ async def match_batch(session: AsyncSession, limit: int) -> BatchResult:
         return BatchResult()
     lines = [_prepare(r) for r in await repository.lines_by_ids(session, other_ids)]
     counts: Counter[str] = Counter()
+    await repository.start_decisions(session)
     if bare_ids:
         other_codes = sorted({c for ln in lines for c in ln.candidates})
-        matched, partial, rest = await repository.allocate_bare_lines(
-            session, bare_ids, other_codes, source=AllocationSource.AUTO, actor_sub=MATCHER_ACTOR
-        )
+        matched, partial, rest = await repository.decide_bare_lines(session, bare_ids, other_codes)
         counts[_MATCHED] += matched
         counts[_PARTIAL] += partial
         lines += [_prepare(r) for r in await repository.lines_by_ids(session, rest)]
-    if lines:
-        counts.update(await _match_lines(session, lines))
+    decisions = await _decide_lines(session, lines) if lines else _Decisions()
+    counts.update(decisions.counts)
+    await repository.apply_match_decisions(
+        session,
+        decisions.outcomes,
+        decisions.allocations,
+        decisions.cases,
+        first_seq=counts[_MATCHED] + counts[_PARTIAL],
+        source=AllocationSource.AUTO,
+        actor_sub=MATCHER_ACTOR,
+    )
     return BatchResult(claimed=claimed, outcomes={k: v for k, v in counts.items() if v})
 
 
-async def _match_lines(session: AsyncSession, lines: list[Line]) -> dict[str, int]:
+async def _decide_lines(session: AsyncSession, lines: list[Line]) -> _Decisions:
     """The general path: every rule of the module docstring, decided in Python."""
     all_codes = sorted({c for ln in lines for c in ln.candidates})
     orders = await repository.orders_by_codes(session, all_codes)
@@ -370,16 +378,7 @@ async def _match_lines(session: AsyncSession, lines: list[Line]) -> dict[str, in
         for order_id, code in payable.get((ln.account_no, ln.amount), []):
             if any(one_character_away(c, code) for c in ln.candidates):
                 suggestions.setdefault(ln.id, set()).add(order_id)
-    decisions = decide(lines, orders, suggestions)
-    await repository.apply_match_decisions(
-        session,
-        decisions.outcomes,
-        decisions.allocations,
-        decisions.cases,
-        source=AllocationSource.AUTO,
-        actor_sub=MATCHER_ACTOR,
-    )
-    return decisions.counts
+    return decide(lines, orders, suggestions)
 
 
 async def match_pending(

@@ -27,7 +27,6 @@ from shared.models.payments import (
     Statement,
     Supplier,
     SupplierAccount,
-    TxOutcome,
 )
 
 # ----------------------------------------------------------------------------- suppliers
@@ -245,8 +244,8 @@ OPEN = "('pending_payment', 'partially_paid')"
 # locked queue rows, and the deletion commits together with the outcomes (a failed batch rolls
 # back and stays queued). The line itself is not locked: nothing else writes a pending line.
 # The claim only sorts the batch: "bare" lines (a transfer from a plain account number whose remark
-# is nothing but six letters or digits, the usual case) are settled by SQL alone
-# (`allocate_bare_lines`); the others are read into Python (`lines_by_ids`).
+# is nothing but six letters or digits, the usual case) are decided by SQL alone
+# (`decide_bare_lines`); the others are read into Python (`lines_by_ids`).
 # asyncpg directly (positional records, no SQLAlchemy row objects): thousands of rows a batch
 _CLAIM_PENDING = """
     WITH batch AS MATERIALIZED (
@@ -277,6 +276,18 @@ _LINES_BY_IDS = """
 """
 
 
+async def _driver(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, inside the session's transaction: SQLAlchemy sends
+    BEGIN lazily with its first statement, so one goes through SQLAlchemy first (without it
+    a query sent to asyncpg directly would run, and release its locks, on its own)."""
+    connection = await session.connection()
+    await connection.exec_driver_sql("SELECT 1")
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
+
+
 async def claim_pending(session: AsyncSession, limit: int) -> tuple[list[int], list[int]]:
     """Take a batch of pending lines off the matcher's queue; lines another worker holds are
     skipped, not waited for. Returns (ids of bare lines, ids of the other lines)."""
@@ -299,12 +310,14 @@ async def lines_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Se
 
 # The bare lines of a batch in one statement. It first locks every open order named by the batch
 # (the bare lines' codes and the other lines' candidates) in id order, so workers never deadlock
-# and the Python path that follows finds its orders locked already. A bare line is settled here
+# and the Python path that follows finds its orders locked already. A bare line is decided here
 # when its code is named by no other line of the batch (so booking order within the batch cannot
 # matter) and the matching rules would allocate it anyway: open order, receiving account = the
-# order's settlement account, amount <= outstanding. Every other bare line is returned for the
-# Python rules (`matching.decide`), which give the same result for the lines settled here.
-_ALLOCATE_BARE = f"""
+# order's settlement account, amount <= outstanding. Its decision goes into the batch's
+# `match_decisions`, where the Python path adds the others' and one apply writes them all
+# (`apply_match_decisions`). Every other bare line is returned for the Python rules
+# (`matching.decide`), which give the same result for the lines decided here.
+_DECIDE_BARE = f"""
     WITH f AS MATERIALIZED (
         SELECT t.id AS tx_id, lower(t.remark) AS code, t.account_no, t.amount, t.booked_at
           FROM bank_transactions t
@@ -312,7 +325,7 @@ _ALLOCATE_BARE = f"""
     ), named AS MATERIALIZED (
         SELECT code FROM f UNION SELECT unnest($2::varchar[])
     ), locked AS MATERIALIZED (
-        SELECT o.id, o.payment_code, o.amount, o.paid_amount, o.settlement_account_id
+        SELECT o.id, o.payment_code, o.status, o.amount, o.paid_amount, o.settlement_account_id
           FROM orders o
          WHERE o.payment_code IN (SELECT code FROM named) AND o.status IN {OPEN}
          ORDER BY o.id
@@ -322,30 +335,20 @@ _ALLOCATE_BARE = f"""
          WHERE f.code <> ALL($2::varchar[])
            AND f.code IN (SELECT code FROM f GROUP BY code HAVING count(*) = 1)
     ), go AS MATERIALIZED (
-        SELECT s.tx_id, l.id AS order_id, s.amount, s.booked_at,
+        SELECT s.tx_id, l.id AS order_id, s.amount, s.booked_at, l.status AS from_status,
                l.paid_amount + s.amount = l.amount AS paid
           FROM solo s
           JOIN locked l ON l.payment_code = s.code
           JOIN supplier_accounts sa ON sa.id = l.settlement_account_id
          WHERE sa.account_no = s.account_no AND s.amount <= l.amount - l.paid_amount
-    ), alloc AS (
-        INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source, actor_sub)
-        SELECT tx_id, order_id, amount, $3, $4 FROM go ORDER BY tx_id
-    ), paid_orders AS (
-        UPDATE orders o
-           SET paid_amount = o.paid_amount + g.amount,
-               status = CASE WHEN g.paid THEN 'paid' ELSE 'partially_paid' END,
-               paid_at = CASE WHEN g.paid THEN coalesce(g.booked_at, now()) ELSE o.paid_at END,
-               updated_at = now()
-          FROM go g
-         WHERE o.id = g.order_id
-    ), settled AS (
-        UPDATE bank_transactions t
-           SET outcome = CASE WHEN g.paid THEN 'matched' ELSE 'partial' END,
-               reason = NULL,
-               processed_at = now()
-          FROM go g
-         WHERE t.id = g.tx_id
+    ), decided AS (
+        INSERT INTO match_decisions (seq, tx_id, outcome, order_id, amount, from_status,
+                                     to_status, paid_at)
+        SELECT row_number() OVER (ORDER BY tx_id) - 1, tx_id,
+               CASE WHEN paid THEN 'matched' ELSE 'partial' END, order_id, amount, from_status,
+               CASE WHEN paid THEN 'paid' ELSE 'partially_paid' END,
+               CASE WHEN paid THEN coalesce(booked_at, now()) END
+          FROM go
     )
     SELECT (SELECT count(*) FROM locked) AS locked,
            (SELECT count(*) FILTER (WHERE paid) FROM go) AS matched,
@@ -355,33 +358,15 @@ _ALLOCATE_BARE = f"""
 """
 
 
-async def allocate_bare_lines(
-    session: AsyncSession,
-    bare_ids: Sequence[int],
-    other_codes: Sequence[str],
-    *,
-    source: str,
-    actor_sub: str,
+async def decide_bare_lines(
+    session: AsyncSession, bare_ids: Sequence[int], other_codes: Sequence[str]
 ) -> tuple[int, int, list[int]]:
-    """Lock the batch's orders and settle the bare lines that need no rule beyond the match.
-    Returns (matched, partial, ids of the bare lines left to the Python rules)."""
+    """Lock the batch's orders and decide the bare lines that need no rule beyond the match
+    (into the batch's decisions, see `start_decisions`). Returns (matched, partial, ids of the
+    bare lines left to the Python rules)."""
     driver = await _driver(session)
-    row = await driver.fetchrow(
-        _ALLOCATE_BARE, list(bare_ids), list(other_codes), source, actor_sub
-    )
+    row = await driver.fetchrow(_DECIDE_BARE, list(bare_ids), list(other_codes))
     return int(row["matched"]), int(row["partial"]), list(row["rest"])
-
-
-async def _driver(session: AsyncSession) -> Any:
-    """The session's asyncpg connection, inside the session's transaction: SQLAlchemy sends
-    BEGIN lazily with its first statement, so one goes through SQLAlchemy first (without it
-    a query sent to asyncpg directly would run, and release its locks, on its own)."""
-    connection = await session.connection()
-    await connection.exec_driver_sql("SELECT 1")
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    return driver
 
 
 @dataclass(slots=True)
@@ -549,15 +534,22 @@ _APPLY_OUTCOMES = text(
 )
 
 
-async def _load_decisions(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
+async def start_decisions(session: AsyncSession) -> None:
+    """The transaction's (empty) `match_decisions` table: a batch's decisions are gathered there,
+    then written by one apply."""
     connection = await session.connection()
     await connection.exec_driver_sql(_CREATE_DECISIONS)
+
+
+async def _load_decisions(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
+    connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    await driver.copy_records_to_table(
-        "match_decisions", records=records, columns=_DECISION_COLUMNS
-    )
+    if records:
+        await driver.copy_records_to_table(
+            "match_decisions", records=records, columns=_DECISION_COLUMNS
+        )
     # A batch touches a few thousand rows of tables of millions by primary key: index nested
     # loops, never a scan of `orders` or `bank_transactions` per batch (the planner, seeing a
     # small table and correlated ids, would otherwise pick hash or merge joins).
@@ -599,6 +591,7 @@ async def apply_allocations(
     """Apply allocations (review path: the same SQL as the matcher's)."""
     if not allocations:
         return
+    await start_decisions(session)
     await _load_decisions(
         session, [_allocation_record(i, a, None) for i, a in enumerate(allocations)]
     )
@@ -613,17 +606,17 @@ async def apply_match_decisions(
     allocations: Sequence[Allocation],
     cases: Sequence[NewReviewCase],
     *,
+    first_seq: int,
     source: str,
     actor_sub: str,
 ) -> None:
-    """Write a whole batch's outcome: allocations (with orders and timeline), review cases and
-    every line's outcome, from one COPY and two statements."""
-    if not outcomes:
-        return
+    """Write a whole batch's outcome — the decisions already in `match_decisions` (the bare
+    lines', `first_seq` of them) and these — allocations (with orders and timeline), review
+    cases and every line's outcome, from one COPY and two statements."""
     by_tx_alloc = {a.bank_transaction_id: a for a in allocations}
     by_tx_case = {c.bank_transaction_id: c for c in cases}
     records: list[tuple[Any, ...]] = []
-    for seq, (tx_id, outcome, reason) in enumerate(outcomes):
+    for seq, (tx_id, outcome, reason) in enumerate(outcomes, start=first_seq):
         alloc = by_tx_alloc.get(tx_id)
         if alloc is not None:
             records.append(_allocation_record(seq, alloc, outcome))
@@ -645,10 +638,8 @@ async def apply_match_decisions(
             )
         )
     await _load_decisions(session, records)
-    # outcomes first: the foreign-key checks of the allocations and review cases then find each
-    # line already updated by this transaction
     await session.execute(_APPLY_OUTCOMES)
-    if allocations:
+    if allocations or first_seq:
         params = {"source": source, "actor": actor_sub, "reason": None}
         await session.execute(_APPLY_ALLOCATIONS, params)
     await _drop_decisions(session)
@@ -672,11 +663,6 @@ async def set_outcomes(
         return
     ids, values, reasons = (list(col) for col in zip(*outcomes, strict=True))
     await session.execute(_SET_OUTCOMES, {"ids": ids, "outcomes": values, "reasons": reasons})
-
-
-async def pending_count(session: AsyncSession) -> int:
-    stmt = select(func.count()).where(BankTransaction.outcome == TxOutcome.PENDING)
-    return int((await session.execute(stmt)).scalar_one())
 
 
 # ----------------------------------------------------------------------------- review
