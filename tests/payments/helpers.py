@@ -11,10 +11,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Role
+from shared.models import Order
 from tests.conftest import auth
-from tests.factories import make_unit
+from tests.factories import make_order, make_supplier, make_unit
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "statements"
+
+
+async def open_order(session: AsyncSession, *, account: str, code: str, amount: str) -> Order:
+    """An open order (new buyer, new supplier whose settlement account is `account`)."""
+    buyer = await make_unit(session)
+    supplier, settlement = await make_supplier(session, settlement_account=account)
+    return await make_order(
+        session,
+        buyer=buyer,
+        supplier=supplier,
+        settlement=settlement,
+        amount=amount,
+        payment_code=code,
+    )
 
 
 async def load_sample_orders(session: AsyncSession, client: httpx.AsyncClient) -> dict[str, Any]:

@@ -9,24 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Order
-from tests.factories import make_order, make_supplier, make_unit
-from tests.payments.helpers import store_rows
+from tests.payments.helpers import open_order, store_rows
 
 ACCOUNT = "35000188110599001"
 
 
 @pytest.fixture
 async def order(session: AsyncSession) -> Order:
-    buyer = await make_unit(session)
-    supplier, settlement = await make_supplier(session, settlement_account=ACCOUNT)
-    created = await make_order(
-        session,
-        buyer=buyer,
-        supplier=supplier,
-        settlement=settlement,
-        amount="100",
-        payment_code="fa4xy2",
-    )
+    created = await open_order(session, account=ACCOUNT, code="fa4xy2", amount="100")
     await session.commit()
     return created
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.payments import matching
 from shared.models import Order, OrderStatus
 from tests.factories import make_order, make_supplier, make_unit
-from tests.payments.helpers import outcome_of, store_rows
+from tests.payments.helpers import open_order, outcome_of, store_rows
 
 ACCOUNT = "35000188110599001"
 OTHER_SETTLEMENT = "35000188110599002"
@@ -20,17 +20,8 @@ OTHER_SETTLEMENT = "35000188110599002"
 async def order(session: AsyncSession) -> Order:
     """An open order of 1000.00 with code `fa4xy2`, payable to ACCOUNT; another supplier owns
     the settlement account OTHER_SETTLEMENT."""
-    buyer = await make_unit(session)
-    supplier, settlement = await make_supplier(session, settlement_account=ACCOUNT)
+    created = await open_order(session, account=ACCOUNT, code="fa4xy2", amount="1000.00")
     await make_supplier(session, "另一供应商", settlement_account=OTHER_SETTLEMENT)
-    created = await make_order(
-        session,
-        buyer=buyer,
-        supplier=supplier,
-        settlement=settlement,
-        amount="1000.00",
-        payment_code="fa4xy2",
-    )
     await session.commit()
     return created
 
