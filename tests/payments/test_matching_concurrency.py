@@ -82,15 +82,21 @@ async def assert_processed_exactly_once(session: AsyncSession) -> None:
         assert order.status == OrderStatus.PAID
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        # batches holding several lines of one order: those lines take the Python rules
+        (7, 11, 5),
+        # one line per batch: every bare line is decided by SQL, the matchers racing for the
+        # same orders (`repository.decide_bare_lines`)
+        (1, 1, 1),
+    ],
+)
 async def test_two_matchers_on_overlapping_batches_never_double_allocate(
-    session: AsyncSession, payments_client: httpx.AsyncClient
+    session: AsyncSession, payments_client: httpx.AsyncClient, sizes: tuple[int, int, int]
 ) -> None:
     await contested_orders(session, payments_client)
-    results = await asyncio.gather(
-        matching.match_pending(batch_size=7),
-        matching.match_pending(batch_size=11),
-        matching.match_pending(batch_size=5),
-    )
+    results = await asyncio.gather(*(matching.match_pending(batch_size=n) for n in sizes))
     assert sum(r.claimed for r in results) == ORDERS * LINES_PER_ORDER
     await assert_processed_exactly_once(session)
 
