@@ -25,12 +25,16 @@ from shared.models import SmsOutbox
 # Default Chinese texts of the templates (the notify service keeps versioned copies in the
 # database; these are the first version). `${param}` placeholders.
 DEFAULT_TEMPLATES: dict[str, str] = {
-    "filing_confirmed": "【832平台】${unit_name}：您单位${year}年度预留份额填报已由上级预算单位确认。",
+    "filing_confirmed": (
+        "【832平台】${unit_name}：您单位${year}年度预留份额填报已由上级预算单位确认。"
+    ),
     "filing_returned": (
         "【832平台】${unit_name}：您单位${year}年度预留份额填报已被上级预算单位退回，"
         "原因：${reason}。请登录采购人系统修改后重新提交。"
     ),
-    "summary_confirmed": "【832平台】${unit_name}：您部门${year}年度预留份额汇总已由财政部门审核确认。",
+    "summary_confirmed": (
+        "【832平台】${unit_name}：您部门${year}年度预留份额汇总已由财政部门审核确认。"
+    ),
     "summary_returned": (
         "【832平台】${unit_name}：您部门${year}年度预留份额汇总已被财政部门退回，"
         "原因：${reason}。请修改后重新报送。"
