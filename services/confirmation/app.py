@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.confirmation.endpoints import confirmations_router
+from services.confirmation.endpoints import (
+    confirmations_router,
+    reviews_router,
+    summaries_router,
+)
 from shared.web import create_service_app
 
 
@@ -15,5 +19,5 @@ def create_app() -> FastAPI:
     return create_service_app(
         "confirmation",
         "Confirmation service (预留份额确认与汇总)",
-        routers=[confirmations_router],
+        routers=[confirmations_router, summaries_router, reviews_router],
     )

@@ -5,6 +5,7 @@ from shared.models.base import Base
 from shared.models.filings import (
     CanteenType,
     DepartmentSummary,
+    DepartmentSummaryVersion,
     Filing,
     FilingEvent,
     FilingSharedUnit,
@@ -60,6 +61,7 @@ __all__ = [
     "CanteenType",
     "ConfirmationStatus",
     "DepartmentSummary",
+    "DepartmentSummaryVersion",
     "Filing",
     "FilingEvent",
     "FilingReopening",
