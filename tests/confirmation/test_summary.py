@@ -8,10 +8,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import FilingStatus
-from tests.confirmation.helpers import statuses
+from tests.confirmation.helpers import decide, outbox, statuses
 from tests.conftest import auth
 from tests.factories import make_submitted_filing, make_unit
-from tests.filing.helpers import make_tree
+from tests.filing.helpers import make_tree, own_body, save, submit
 
 
 async def test_merged_units_do_not_block_and_the_snapshot_keeps_names_as_submitted(
@@ -112,3 +112,43 @@ async def test_a_department_without_a_finance_department_cannot_submit(
     )
     assert r.status_code == 409 and r.json()["code"] == "department_incomplete"
     assert r.json()["blocking"][0]["reason"] == "not_filed"
+
+
+async def test_after_a_finance_return_the_department_fixes_its_own_filing_too(
+    session: AsyncSession,
+    confirmation_client: httpx.AsyncClient,
+    filing_client: httpx.AsyncClient,
+) -> None:
+    tree = await make_tree(session)
+    own = await make_submitted_filing(session, tree.department)
+    child = await make_submitted_filing(session, tree.unit, status=FilingStatus.CONFIRMED)
+    sibling = await make_submitted_filing(session, tree.sibling, status=FilingStatus.CONFIRMED)
+    await session.commit()
+    dept_h, fin_h = auth("unit", tree.department.id), auth("finance", tree.finance.id)
+    url = f"/api/v1/departments/{tree.department.id}/summary/2024"
+    # before any finance return, nobody returns the supervising unit's own filing
+    r = await decide(confirmation_client, tree.department, own.id, "return", reason="自查")
+    assert r.status_code == 403 and r.json()["code"] == "not_superior"
+
+    summary_id = (await confirmation_client.post(f"{url}/submit", headers=dept_h)).json()["id"]
+    r = await confirmation_client.post(
+        f"/api/v1/finance/2024/summaries/{summary_id}/return",
+        json={"reason": "主管部门本级数据有误"},
+        headers=fin_h,
+    )
+    assert r.status_code == 200, r.text
+    # a child unit cannot send its own filing back; the department can send back its own
+    r = await decide(confirmation_client, tree.unit, child.id, "return", reason="自查")
+    assert r.status_code == 403
+    r = await decide(confirmation_client, tree.department, own.id, "return", reason="本级更正")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "returned"
+    assert f"filing:{own.id}:returned:v1" in await outbox(session)
+
+    assert (await save(filing_client, tree.department, own_body("1500000"))).status_code == 200
+    assert (await submit(filing_client, tree.department)).status_code == 200
+    sent = await confirmation_client.post(f"{url}/submit", headers=dept_h)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["version"] == 2
+    assert sent.json()["units"][0]["canteen_total"] == "1500000.00"
+    assert await statuses(session, own.id, child.id, sibling.id) == ["department_submitted"] * 3
