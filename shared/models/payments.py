@@ -305,6 +305,7 @@ class ReviewCase(Base):
 
 class ConfirmationStatus(enum.StrEnum):
     MATCHED = "matched"  # entries matched received bank lines: the order changed at once
+    NOT_FOUND = "not_found"  # some entry matched no bank line (yet): confirm later or hand off
     UNDER_REVIEW = "under_review"  # 审核中
     CONFIRMED = "confirmed"  # 货款确认成功
     FAILED = "failed"  # 货款确认失败 (may be modified and resubmitted)
@@ -325,8 +326,12 @@ class PaymentConfirmation(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     remark: Mapped[str | None] = mapped_column(String(300))
     submitted_by: Mapped[str] = mapped_column(String(100))
+    # submission round: 1, then +1 per modification after a failure (PUT); history in
+    # payment_confirmation_rounds (shared/models/confirmations.py)
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
+    __table_args__ = (Index("ix_payment_confirmations_status_id", "status", "id"),)
 
 
 class PaymentConfirmationEntry(Base):
@@ -341,6 +346,12 @@ class PaymentConfirmationEntry(Base):
     paid_on: Mapped[date | None] = mapped_column(Date)
     is_cash: Mapped[bool] = mapped_column(Boolean, default=False)
     bank_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("bank_transactions.id"))
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # `declared` (POST/PUT, matched at once) or `handoff` (补填信息 with the receipts)
+    kind: Mapped[str] = mapped_column(String(10), default="declared", server_default="declared")
+    # matched | not_found | handoff_required | ambiguous, and why
+    result: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class PaymentVoucher(Base):
@@ -354,6 +365,7 @@ class PaymentVoucher(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300))
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     uploaded_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[CreatedAt]
     __table_args__ = (UniqueConstraint("confirmation_id", "sha256"),)
