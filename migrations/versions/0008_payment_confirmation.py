@@ -53,6 +53,9 @@ def upgrade() -> None:
     op.add_column(
         "payment_vouchers", sa.Column("round", sa.Integer(), server_default=one, nullable=False)
     )
+    op.create_index(
+        "ix_bank_transactions_account_no_amount", "bank_transactions", ["account_no", "amount"]
+    )
     op.create_index("ix_payment_confirmations_status_id", "payment_confirmations", ["status", "id"])
     op.create_table(
         "payment_confirmation_rounds",
@@ -130,6 +133,7 @@ def downgrade() -> None:
     op.drop_table("payee_sms_requests")
     op.drop_table("payment_confirmation_rounds")
     op.drop_index("ix_payment_confirmations_status_id", table_name="payment_confirmations")
+    op.drop_index("ix_bank_transactions_account_no_amount", table_name="bank_transactions")
     op.drop_column("payment_vouchers", "round")
     op.drop_column("payment_confirmation_entries", "reason")
     op.drop_column("payment_confirmation_entries", "result")

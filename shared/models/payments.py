@@ -219,6 +219,9 @@ class BankTransaction(Base):
         # No index involves `outcome`, `reason` or `processed_at` (the matcher's queue is
         # MatchQueue), and pages keep room for one more version of each line: recording the
         # outcome is a HOT update that writes no index entry.
+        # The buyer's payment confirmation looks lines up by receiving account and amount
+        # (neither ever changes: recording the outcome stays a HOT update).
+        Index("ix_bank_transactions_account_no_amount", "account_no", "amount"),
         {"postgresql_with": {"fillfactor": "50"}},
     )
 
