@@ -53,7 +53,8 @@ async def scenario(
 ) -> Scenario:
     n = next(_account_seq)
     buyer = buyer or await make_unit(session, contact_mobile=contact_mobile)
-    others = (f"62170000000{n:05d}",) if other_account else ()
+    other_no = f"62170000000{n:05d}"
+    others: tuple[str, ...] = (other_no,) if other_account else ()
     supplier, settlement = await make_supplier(
         session,
         "行唐县李先森农产品店",
@@ -72,7 +73,7 @@ async def scenario(
     other = None
     if other_account:
         row = await session.execute(
-            text("SELECT id FROM supplier_accounts WHERE account_no = :a"), {"a": others[0]}
+            text("SELECT id FROM supplier_accounts WHERE account_no = :a"), {"a": other_no}
         )
         other = await session.get(SupplierAccount, row.scalar_one())
     await session.commit()

@@ -14,6 +14,7 @@ from shared.auth import Role
 from tests.conftest import auth
 from tests.factories import make_order, make_unit
 from tests.payments.confirmation_helpers import (
+    Scenario,
     assert_money_conserved,
     bank_lines,
     confirm,
@@ -24,6 +25,15 @@ from tests.payments.confirmation_helpers import (
 from tests.payments.helpers import store_rows
 
 ORDERS = 8
+
+
+async def race(client: httpx.AsyncClient, scenarios: list[Scenario]) -> list[httpx.Response]:
+    """A matcher run (batches of 3) and every buyer's confirmation, all at once."""
+    _, *answers = await asyncio.gather(
+        matching.match_pending(batch_size=3),
+        *(confirm(client, s, [payment("100.00")]) for s in scenarios),
+    )
+    return [a for a in answers if isinstance(a, httpx.Response)]
 
 
 async def allocations_by_line(session: AsyncSession) -> dict[str, list[str]]:
@@ -57,10 +67,7 @@ async def test_a_matcher_batch_and_buyers_racing_for_the_same_lines_give_one_all
     await store_rows(
         [line(s.settlement.account_no, "100.00", f"R{i}") for i, s in enumerate(scenarios)]
     )
-    _, *answers = await asyncio.gather(
-        matching.match_pending(batch_size=3),
-        *(confirm(payments_client, s, [payment("100.00")]) for s in scenarios),
-    )
+    answers = await race(payments_client, scenarios)
     for answer in answers:
         assert answer.status_code == 201, answer.text
         assert answer.json()["status"] == "matched"
@@ -79,10 +86,7 @@ async def test_a_line_the_matcher_allocates_by_code_is_never_claimed_by_the_buye
             for i, s in enumerate(scenarios)
         ]
     )
-    _, *answers = await asyncio.gather(
-        matching.match_pending(batch_size=3),
-        *(confirm(payments_client, s, [payment("100.00")]) for s in scenarios),
-    )
+    answers = await race(payments_client, scenarios)
     for answer in answers:  # paid by its code before the buyer's request could take the line
         assert answer.status_code == 409, answer.text
         assert answer.json()["code"] == "order_not_open"
