@@ -1,5 +1,6 @@
 """Self-service payment confirmation (货款确认), the hand-off to customer service
-(补填信息提交客服人工处理) and the review that settles it (货款确认成功 / 货款确认失败). Domain rules; no SQL, no HTTP.
+(补填信息提交客服人工处理) and the review that settles it (货款确认成功 / 货款确认失败).
+Domain rules; no SQL, no HTTP.
 
 A buyer whose order is still 待支付 after paying declares its payments (添加支付信息). Each entry
 is matched against received credits to the chosen account that no order holds yet — `unmatched`
@@ -708,7 +709,16 @@ async def approve(
             raise Conflict("该银行流水已分配到订单", code="already_allocated")
         amount = line.amount
     else:
-        amount = _approval_amount(confirmation, await crepo.entries(session, confirmation.id))
+        entries = await crepo.entries(session, confirmation.id)
+        current = [e for e in entries if e.round == confirmation.round]
+        if any(e.result == AMBIGUOUS for e in current) and not any(
+            e.kind == "handoff" for e in current
+        ):  # the money is on one of the candidate lines: never allocate it a second time
+            raise Conflict(
+                "该笔付款对应多笔银行流水，请指定其中一笔（bank_transaction_id）",
+                code="bank_transaction_required",
+            )
+        amount = _approval_amount(confirmation, entries)
         if amount <= 0:
             raise Conflict("没有待确认的付款金额，请指定银行流水", code="nothing_to_allocate")
     order = await crepo.lock_order(session, confirmation.order_id)

@@ -165,6 +165,11 @@ async def test_two_identical_candidate_lines_are_never_guessed(
         await session.execute(text("SELECT id FROM bank_transactions WHERE bank_ref = 'D2'"))
     ).scalar_one()
     await session.commit()
+    unnamed = await payments_client.post(
+        f"/api/v1/payment-confirmations/{body['id']}/approve", json={}, headers=auth(Role.OPS)
+    )
+    assert unnamed.status_code == 409
+    assert unnamed.json()["code"] == "bank_transaction_required"
     approved = await payments_client.post(
         f"/api/v1/payment-confirmations/{body['id']}/approve",
         json={"bank_transaction_id": tx_id, "note": "核对回单，为 D2"},
