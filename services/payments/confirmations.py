@@ -820,7 +820,11 @@ def _entry_out(e: PaymentConfirmationEntry) -> EntryOut:
         round=e.round,
         kind=e.kind,
         payer_name=e.payer_name,
-        payer_account_no=mask_account(e.payer_account) if e.payer_account else None,
+        payer_account_no=(
+            mask_account(payer_account_digits(e.payer_account) or e.payer_account)
+            if e.payer_account
+            else None
+        ),
         amount=e.amount,
         paid_on=e.paid_on,
         method="cash" if e.is_cash else "transfer",
