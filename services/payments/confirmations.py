@@ -710,9 +710,9 @@ async def approve(
         amount = line.amount
     else:
         entries = await crepo.entries(session, confirmation.id)
-        current = [e for e in entries if e.round == confirmation.round]
-        if any(e.result == AMBIGUOUS for e in current) and not any(
-            e.kind == "handoff" for e in current
+        this_round = [e for e in entries if e.round == confirmation.round]
+        if any(e.result == AMBIGUOUS for e in this_round) and not any(
+            e.kind == "handoff" for e in this_round
         ):  # the money is on one of the candidate lines: never allocate it a second time
             raise Conflict(
                 "该笔付款对应多笔银行流水，请指定其中一笔（bank_transaction_id）",
