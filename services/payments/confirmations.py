@@ -304,7 +304,9 @@ async def _plan_entries(
     if pending:
         await _settle_pending(sorted(pending))
         for i, digits in digits_of.items():
-            plans[i].candidates, _ = await _candidates(session, account, plans[i].payment, digits)
+            found, waiting = await _candidates(session, account, plans[i].payment, digits)
+            # a line imported since is the matcher's first (never lock a pending line)
+            plans[i].candidates = [t for t in found if t not in waiting]
     return plans
 
 
@@ -555,7 +557,14 @@ async def handoff_target(
         )
     order = await repository.get_order(session, confirmation.order_id)
     assert order is not None
-    if confirmation.none_of_the_above:
+    account = (
+        await crepo.get_account(session, confirmation.supplier_account_id)
+        if confirmation.supplier_account_id is not None
+        else None
+    )
+    if account is None or not account.is_settlement:
+        # receipts for money paid to a non-settlement account (以上都不是, or one of the
+        # supplier's other accounts): only for orders placed before the cut-off
         rule = await none_of_the_above(session, order)
         if not rule.allowed:
             raise _non_settlement_refused(order, rule)
@@ -697,6 +706,12 @@ async def approve(
     case = None
     line = None
     if tx_id is not None:
+        unlocked = await crepo.lines_by_ids(session, [tx_id])
+        if unlocked and unlocked[0].outcome == TxOutcome.PENDING:
+            # the matcher's line until decided: never lock it (the batch may hold its order)
+            raise Conflict(
+                "该银行流水尚未完成自动匹配，请稍后再试", code="bank_transaction_not_usable"
+            )
         cases = await crepo.lock_open_cases(session, [tx_id])
         case = cases.get(tx_id)
         locked = await crepo.lock_lines(session, [tx_id])

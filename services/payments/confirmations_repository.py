@@ -91,14 +91,24 @@ async def lines_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[BankTr
 
 
 async def claim_queued(session: AsyncSession, ids: Sequence[int]) -> list[int]:
-    """Take these lines off the matcher's queue. A line a matcher batch holds is waited for:
-    once that batch commits it is no longer queued (and no longer pending)."""
+    """Take these lines off the matcher's queue (locked in id order: two buyers never
+    deadlock). A line a matcher batch holds is waited for: once that batch commits it is no
+    longer queued (and no longer pending)."""
     if not ids:
         return []
     rows = await session.execute(
         text(
-            "DELETE FROM match_queue WHERE bank_transaction_id = ANY(CAST(:ids AS bigint[])) "
-            "RETURNING bank_transaction_id"
+            """
+            WITH mine AS (
+                SELECT bank_transaction_id FROM match_queue
+                 WHERE bank_transaction_id = ANY(CAST(:ids AS bigint[]))
+                 ORDER BY bank_transaction_id
+                   FOR UPDATE
+            )
+            DELETE FROM match_queue q USING mine
+             WHERE q.bank_transaction_id = mine.bank_transaction_id
+            RETURNING q.bank_transaction_id
+            """
         ),
         {"ids": list(ids)},
     )
