@@ -22,6 +22,7 @@ matcher would have given to another order, and a line is allocated once whoever 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -979,7 +980,9 @@ async def list_orders(
 
 
 def mobile_hash(mobile: str) -> str:
-    return hashlib.sha256(f"payee-sms:{mobile}".encode()).hexdigest()[:32]
+    """A keyed hash of the mobile (the rate-limit table never holds the number itself)."""
+    key = get_settings().jwt_secret.get_secret_value().encode()
+    return hmac.new(key, f"payee-sms:{mobile}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 async def send_payee_sms(

@@ -102,6 +102,8 @@ async def test_bare_transfer_without_code_is_confirmed_and_the_order_is_paid_at_
     assert order["status"] == "paid" and order["paid_amount"] == "100.00"
     assert [a["source"] for a in order["allocations"]] == ["self_service"]
     assert order["timeline"][-1]["to_status"] == "paid"
+    statement = await payments_client.get("/api/v1/statements/1", headers=auth(Role.OPS))
+    assert (statement.json()["matched"], statement.json()["unmatched"]) == (1, 0)
     await assert_money_conserved(session)
 
 
