@@ -144,7 +144,10 @@ def _handoff_form(
         first = exc.errors()[0]
         loc = ["body", *[str(p) for p in first["loc"]]]
         raise ValidationFailed.at(loc, str(first["msg"]).removeprefix("Value error, ")) from exc
-    remark = ensure_storable(remark.strip()) if remark and remark.strip() else None
+    try:
+        remark = ensure_storable(remark.strip()) if remark and remark.strip() else None
+    except ValueError as exc:
+        raise ValidationFailed.at(["body", "remark"], str(exc)) from exc
     return confirmations.HandoffForm(
         payer_name=entry.payer_name,
         payer_account_no=entry.payer_account_no,

@@ -110,7 +110,8 @@ def _verify(index: int, path: Path) -> str:
 
 def _clean_name(filename: str | None, index: int) -> str:
     name = os.path.basename((filename or "").replace("\\", "/")).strip()
-    name = "".join(ch for ch in name if ch.isprintable() and ch not in "\x00")
+    name = name.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+    name = "".join(ch for ch in name if ch.isprintable())
     return name[-255:] or f"voucher-{index + 1}"
 
 

@@ -510,3 +510,32 @@ async def test_receipts_for_another_non_settlement_account_follow_the_cutoff(
     assert refused.status_code == 409
     assert refused.json()["code"] == "non_settlement_after_cutoff"
     assert voucher_files(voucher_dir) == []
+
+
+async def test_bad_hand_off_fields_are_422_not_500(
+    session: AsyncSession, payments_client: httpx.AsyncClient, voucher_dir: Path
+) -> None:
+    s = await scenario(session)
+    created = await confirm(
+        payments_client, s, [payment("100.00", method="cash", payer_account_no="")]
+    )
+    url = f"/api/v1/payment-confirmations/{created.json()['id']}/handoff"
+    base = {"payer_name": "张三", "amount": "100.00", "paid_on": "2024-04-02"}
+    for bad in (
+        {"amount": "-5"},
+        {"amount": "1.234"},
+        {"paid_on": "yesterday"},
+        {"remark": "x" * 301},
+        {"remark": "bad\x00remark"},
+        {"payer_name": ""},
+    ):
+        response = await payments_client.post(
+            url,
+            data={**base, **bad},
+            files=[("files", ("../../odd.png", image()))],
+            headers=s.headers,
+        )
+        assert response.status_code == 422, (bad, response.text)
+    no_files = await payments_client.post(url, data=base, headers=s.headers)
+    assert no_files.status_code == 422
+    assert voucher_files(voucher_dir) == []
