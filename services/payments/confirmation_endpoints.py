@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from services.payments import confirmations, vouchers
+from services.payments import buyer_orders, confirmations, vouchers
 from services.payments.confirmation_schemas import (
     ApproveIn,
     ConfirmationBrief,
@@ -52,7 +52,7 @@ async def list_orders(
 ) -> Page[OrderOut]:
     """A buyer unit its own orders (a superior also its descendants'); operations and the
     platform all."""
-    items, last = await confirmations.list_orders(
+    items, last = await buyer_orders.list_orders(
         session, principal, status=status, after_id=decode_cursor(cursor), limit=limit
     )
     return Page(items=items, next_cursor=encode_cursor(last) if last is not None else None)
@@ -69,7 +69,7 @@ async def payee_accounts(
 async def send_payee_sms(
     order_no: OrderNo, body: PayeeSmsIn, session: SessionDep, principal: Buyer
 ) -> PayeeSmsOut:
-    return await confirmations.send_payee_sms(session, principal, order_no, body.mobile)
+    return await buyer_orders.send_payee_sms(session, principal, order_no, body.mobile)
 
 
 @router.post("/orders/{order_no}/payment-confirmations", status_code=201)

@@ -21,8 +21,6 @@ matcher would have given to another order, and a line is allocated once whoever 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -44,7 +42,6 @@ from services.payments.confirmation_schemas import (
     EntryOut,
     NoneOfTheAbove,
     PayeeAccountsOut,
-    PayeeSmsOut,
     PaymentIn,
     RejectIn,
     RoundOut,
@@ -56,14 +53,13 @@ from shared import audit
 from shared.auth import Principal, Role
 from shared.db import unit_of_work
 from shared.errors import Conflict, DomainError, NotFound, ValidationFailed
-from shared.masking import mask_account, mask_mobile
+from shared.masking import mask_account
 from shared.models import (
     OPEN_ORDER_STATUSES,
     AllocationSource,
     ConfirmationStatus,
     Order,
     OrderStatus,
-    PayeeSmsRequest,
     PaymentConfirmation,
     PaymentConfirmationEntry,
     PaymentConfirmationRound,
@@ -98,16 +94,8 @@ ADVICE = {
     "handed_off": "已提交客服人工处理。",
 }
 
-PAYEE_SMS_PER_ORDER_PER_DAY = 3
-PAYEE_SMS_PER_MOBILE_PER_DAY = 10
 _SEPARATORS = re.compile(r"[\s\-－—]+")
 _COMPANY_SUFFIXES = ("有限责任公司", "有限公司")
-
-
-class RateLimited(DomainError):
-    status = 429
-    code = "rate_limited"
-    title = "Too many requests"
 
 
 # ----------------------------------------------------------------------------- rules
@@ -132,17 +120,17 @@ def payer_account_digits(account: str | None) -> str | None:
     return compact if compact.isdigit() or compact == "" else None
 
 
-def _tz() -> ZoneInfo:
+def business_tz() -> ZoneInfo:
     return ZoneInfo(get_settings().timezone)
 
 
 def business_day(moment: datetime) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(_tz()).date()
+    return moment.astimezone(business_tz()).date()
 
 
-def _require_open(order: Order) -> None:
+def require_open(order: Order) -> None:
     if order.status not in OPEN_ORDER_STATUSES:
         raise Conflict("订单已支付或已取消，无需货款确认", code="order_not_open")
 
@@ -154,7 +142,7 @@ def _is_buyer(principal: Principal, unit_id: int) -> bool:
     return principal.role == Role.UNIT and principal.unit_id == unit_id
 
 
-async def _buyer_order(session: AsyncSession, principal: Principal, order_no: str) -> Order:
+async def buyer_order(session: AsyncSession, principal: Principal, order_no: str) -> Order:
     """The order, for its buyer unit only: anyone else gets the same 404 as for no order."""
     order = await crepo.get_order_by_no(session, order_no)
     if order is None or not _is_buyer(principal, order.buyer_unit_id):
@@ -219,7 +207,7 @@ def _non_settlement_refused(order: Order, rule: NoneOfTheAbove) -> Conflict:
 async def payee_accounts(
     session: AsyncSession, principal: Principal, order_no: str
 ) -> PayeeAccountsOut:
-    order = await _buyer_order(session, principal, order_no)
+    order = await buyer_order(session, principal, order_no)
     accounts = await crepo.supplier_accounts(session, order.supplier_id)
     return PayeeAccountsOut(
         order_no=order.order_no,
@@ -325,7 +313,7 @@ async def _allocate_plans(
     lines = {line.id: line for line in await crepo.lock_lines(session, ids)}
     allocated = await crepo.allocated_line_ids(session, ids)
     order = await crepo.lock_order(session, order.id)
-    _require_open(order)
+    require_open(order)
     now = datetime.now(UTC)
     paid = order.paid_amount
     status = str(order.status)
@@ -473,8 +461,8 @@ async def _submit_round(
 async def create_confirmation(
     session: AsyncSession, principal: Principal, order_no: str, body: ConfirmationIn
 ) -> ConfirmationOut:
-    order = await _buyer_order(session, principal, order_no)
-    _require_open(order)
+    order = await buyer_order(session, principal, order_no)
+    require_open(order)
     account = await _chosen_account(session, order, body.account_id)
     plans = await _plan_entries(session, account, body.payments)
     confirmation = PaymentConfirmation(
@@ -509,7 +497,7 @@ async def resubmit(
         raise Conflict("只有货款确认失败的记录可以修改后重新提交", code="confirmation_not_failed")
     order = await repository.get_order(session, confirmation.order_id)
     assert order is not None
-    _require_open(order)
+    require_open(order)
     account = await _chosen_account(session, order, body.account_id)
     plans = await _plan_entries(session, account, body.payments)
     old = {"status": str(confirmation.status), "round": confirmation.round}
@@ -738,7 +726,7 @@ async def approve(
         if amount <= 0:
             raise Conflict("没有待确认的付款金额，请指定银行流水", code="nothing_to_allocate")
     order = await crepo.lock_order(session, confirmation.order_id)
-    _require_open(order)
+    require_open(order)
     outstanding = order.amount - order.paid_amount
     if amount > outstanding:
         raise Conflict(f"付款金额 {amount} 超过订单未付金额 {outstanding}", code="overpayment")
@@ -951,101 +939,3 @@ async def voucher_file(
     if voucher is None:
         raise NotFound("凭证不存在", code="voucher_not_found")
     return voucher
-
-
-# ----------------------------------------------------------------------------- orders list
-
-
-async def list_orders(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    status: OrderStatus | None,
-    after_id: int | None,
-    limit: int,
-) -> tuple[list[OrderOut], int | None]:
-    """A buyer unit its own orders and, as a superior, its descendants'; operations and the
-    platform all."""
-    scope = principal.require_unit_id() if principal.role == Role.UNIT else None
-    orders = await crepo.list_orders(
-        session, scope_unit_id=scope, status=status, after_id=after_id, limit=limit + 1
-    )
-    page = orders[:limit]
-    await crepo.preload_accounts(session, [o.settlement_account_id for o in page])
-    items = [await service.order_out(session, o) for o in page]
-    return items, (page[-1].id if len(orders) > limit else None)
-
-
-# ----------------------------------------------------------------------------- payee SMS
-
-
-def mobile_hash(mobile: str) -> str:
-    """A keyed hash of the mobile (the rate-limit table never holds the number itself)."""
-    key = get_settings().jwt_secret.get_secret_value().encode()
-    return hmac.new(key, f"payee-sms:{mobile}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-async def send_payee_sms(
-    session: AsyncSession, principal: Principal, order_no: str, mobile: str
-) -> PayeeSmsOut:
-    """发送账户信息短信: the supplier's settlement account, the amount and the payment code to a
-    mobile the buyer gives; at most 3 per order and 10 per mobile per business day."""
-    order = await _buyer_order(session, principal, order_no)
-    _require_open(order)
-    digest = mobile_hash(mobile)
-    await crepo.lock_payee_sms(session, order.id, digest)
-    today = datetime.now(_tz()).date()
-    order_today, mobile_today, pair_ever = await crepo.payee_sms_counts(
-        session, order.id, digest, today
-    )
-    if order_today >= PAYEE_SMS_PER_ORDER_PER_DAY:
-        raise RateLimited(
-            f"该订单今日已发送 {PAYEE_SMS_PER_ORDER_PER_DAY} 次账户信息短信，请明日再试",
-            code="payee_sms_order_limit",
-        )
-    if mobile_today >= PAYEE_SMS_PER_MOBILE_PER_DAY:
-        raise RateLimited(
-            f"该手机号今日已接收 {PAYEE_SMS_PER_MOBILE_PER_DAY} 条账户信息短信，请明日再试",
-            code="payee_sms_mobile_limit",
-        )
-    account = await crepo.get_account(session, order.settlement_account_id)
-    assert account is not None
-    outbox_id = await queue_sms(
-        session,
-        event_key=f"payee_account:{order.order_no}:{digest[:16]}:{pair_ever + 1}",
-        template="payee_account",
-        mobile=mobile,
-        params={
-            "order_no": order.order_no,
-            "amount": f"{order.amount - order.paid_amount:.2f}",
-            "holder_name": account.holder_name,
-            "account_no": account.account_no,
-            "bank_name": account.bank_name,
-            "payment_code": order.payment_code,
-        },
-        unit_id=order.buyer_unit_id,
-    )
-    await crepo.add_payee_sms_request(
-        session,
-        PayeeSmsRequest(
-            order_id=order.id,
-            mobile_hash=digest,
-            business_day=today,
-            requested_by=principal.sub,
-            sms_outbox_id=outbox_id,
-        ),
-    )
-    await audit.record(
-        session,
-        principal,
-        "order.send_payee_sms",
-        "order",
-        order.id,
-        changes={"mobile": [None, mask_mobile(mobile)]},
-    )
-    return PayeeSmsOut(
-        queued=outbox_id is not None,
-        mobile=mask_mobile(mobile) or "",
-        order_sends_left_today=PAYEE_SMS_PER_ORDER_PER_DAY - order_today - 1,
-        mobile_sends_left_today=PAYEE_SMS_PER_MOBILE_PER_DAY - mobile_today - 1,
-    )
