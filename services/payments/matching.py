@@ -397,3 +397,24 @@ async def match_pending(
         if result.claimed < size:
             break
     return total
+
+
+async def match_claimed_lines(session: AsyncSession, ids: Sequence[int]) -> BatchResult:
+    """Decide lines the caller took off `match_queue` itself (a buyer's payment confirmation
+    settling the pending lines it is about to look at), by the rules of a batch: the buyer's
+    confirmation never takes a line the matcher would have given to another order."""
+    lines = [_prepare(r) for r in await repository.lines_by_ids(session, ids)]
+    if not lines:
+        return BatchResult()
+    await repository.start_decisions(session)
+    decisions = await _decide_lines(session, lines)
+    await repository.apply_match_decisions(
+        session,
+        decisions.outcomes,
+        decisions.allocations,
+        decisions.cases,
+        first_seq=0,
+        source=AllocationSource.AUTO,
+        actor_sub=MATCHER_ACTOR,
+    )
+    return BatchResult(claimed=len(lines), outcomes=decisions.counts)

@@ -446,9 +446,10 @@ async def payable_orders(
 
 @dataclass(slots=True)
 class Allocation:
-    """Money of one bank line applied to one order, with the order's status change."""
+    """Money of one bank line applied to one order, with the order's status change. Without a
+    bank line (None) only for an approved payment confirmation (the vouchers are the evidence)."""
 
-    bank_transaction_id: int
+    bank_transaction_id: int | None
     order_id: int
     amount: Decimal
     from_status: str
@@ -488,15 +489,17 @@ CREATE TEMP TABLE match_decisions (
 ) ON COMMIT DROP
 """
 
-# The one allocation path (matcher and review): allocation rows (unique per bank line), the
-# orders' paid amount / status / paid_at, and the timeline, in one statement.
+# The one allocation path (matcher, review and payment confirmations): allocation rows (unique
+# per bank line), the orders' paid amount / status / paid_at, and the timeline, in one statement.
 _APPLY_ALLOCATIONS = text(
     """
     WITH a AS (
         SELECT * FROM match_decisions WHERE to_status IS NOT NULL
     ), alloc AS (
-        INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source, actor_sub)
-        SELECT tx_id, order_id, amount, CAST(:source AS varchar), CAST(:actor AS varchar)
+        INSERT INTO payment_allocations (bank_transaction_id, confirmation_id, order_id, amount,
+                                         source, actor_sub)
+        SELECT tx_id, CAST(:confirmation_id AS bigint), order_id, amount,
+               CAST(:source AS varchar), CAST(:actor AS varchar)
           FROM a ORDER BY seq
     ), events AS (
         INSERT INTO order_events (order_id, action, from_status, to_status, amount,
@@ -587,15 +590,21 @@ async def apply_allocations(
     source: str,
     actor_sub: str,
     reason: str | None = None,
+    confirmation_id: int | None = None,
 ) -> None:
-    """Apply allocations (review path: the same SQL as the matcher's)."""
+    """Apply allocations (review and payment confirmations: the same SQL as the matcher's)."""
     if not allocations:
         return
     await start_decisions(session)
     await _load_decisions(
         session, [_allocation_record(i, a, None) for i, a in enumerate(allocations)]
     )
-    params = {"source": source, "actor": actor_sub, "reason": reason}
+    params = {
+        "source": source,
+        "actor": actor_sub,
+        "reason": reason,
+        "confirmation_id": confirmation_id,
+    }
     await session.execute(_APPLY_ALLOCATIONS, params)
     await _drop_decisions(session)
 
@@ -640,7 +649,7 @@ async def apply_match_decisions(
     await _load_decisions(session, records)
     await session.execute(_APPLY_OUTCOMES)
     if allocations or first_seq:
-        params = {"source": source, "actor": actor_sub, "reason": None}
+        params = {"source": source, "actor": actor_sub, "reason": None, "confirmation_id": None}
         await session.execute(_APPLY_ALLOCATIONS, params)
     await _drop_decisions(session)
 

@@ -311,7 +311,9 @@ def timeline(
     for a in allocations:
         before = paid
         paid += a.amount
-        if a.bank_transaction_id is not None and a.bank_transaction_id in manual:
+        if a.source != AllocationSource.AUTO or (
+            a.bank_transaction_id is not None and a.bank_transaction_id in manual
+        ):  # operators' and buyers' allocations have their stored event (with the note)
             continue
         entries.append(
             OrderEventOut(

@@ -2,6 +2,7 @@
 
 from shared.models.audit import AuditLog, IdempotencyRecord
 from shared.models.base import Base
+from shared.models.confirmations import PayeeSmsRequest, PaymentConfirmationRound
 from shared.models.filings import (
     CanteenType,
     DepartmentSummary,
@@ -77,9 +78,11 @@ __all__ = [
     "OrgUnitChange",
     "PairedArea",
     "PairedCounty",
+    "PayeeSmsRequest",
     "PaymentAllocation",
     "PaymentConfirmation",
     "PaymentConfirmationEntry",
+    "PaymentConfirmationRound",
     "PaymentVoucher",
     "Policy",
     "ProvincialAggregate",

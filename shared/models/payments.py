@@ -219,6 +219,9 @@ class BankTransaction(Base):
         # No index involves `outcome`, `reason` or `processed_at` (the matcher's queue is
         # MatchQueue), and pages keep room for one more version of each line: recording the
         # outcome is a HOT update that writes no index entry.
+        # The buyer's payment confirmation looks lines up by receiving account and amount
+        # (neither ever changes: recording the outcome stays a HOT update).
+        Index("ix_bank_transactions_account_no_amount", "account_no", "amount"),
         {"postgresql_with": {"fillfactor": "50"}},
     )
 
@@ -305,6 +308,7 @@ class ReviewCase(Base):
 
 class ConfirmationStatus(enum.StrEnum):
     MATCHED = "matched"  # entries matched received bank lines: the order changed at once
+    NOT_FOUND = "not_found"  # some entry matched no bank line (yet): confirm later or hand off
     UNDER_REVIEW = "under_review"  # 审核中
     CONFIRMED = "confirmed"  # 货款确认成功
     FAILED = "failed"  # 货款确认失败 (may be modified and resubmitted)
@@ -325,8 +329,12 @@ class PaymentConfirmation(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     remark: Mapped[str | None] = mapped_column(String(300))
     submitted_by: Mapped[str] = mapped_column(String(100))
+    # submission round: 1, then +1 per modification after a failure (PUT); history in
+    # payment_confirmation_rounds (shared/models/confirmations.py)
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
+    __table_args__ = (Index("ix_payment_confirmations_status_id", "status", "id"),)
 
 
 class PaymentConfirmationEntry(Base):
@@ -341,6 +349,12 @@ class PaymentConfirmationEntry(Base):
     paid_on: Mapped[date | None] = mapped_column(Date)
     is_cash: Mapped[bool] = mapped_column(Boolean, default=False)
     bank_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("bank_transactions.id"))
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # `declared` (POST/PUT, matched at once) or `handoff` (补填信息 with the receipts)
+    kind: Mapped[str] = mapped_column(String(10), default="declared", server_default="declared")
+    # matched | not_found | handoff_required | ambiguous, and why
+    result: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class PaymentVoucher(Base):
@@ -354,6 +368,7 @@ class PaymentVoucher(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300))
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     uploaded_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[CreatedAt]
     __table_args__ = (UniqueConstraint("confirmation_id", "sha256"),)
