@@ -137,12 +137,15 @@ async def current_principal(
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-
 ROLES_ATTRIBUTE = "required_roles"
 """`require_roles(...)` dependencies carry their roles under this attribute, so the roles of every
 route can be read from the app (OpenAPI `x-roles`, the authorisation-matrix test)."""
+
+
+# any authenticated role: what a route that depends on the principal alone admits
+setattr(current_principal, ROLES_ATTRIBUTE, frozenset(Role))  # noqa: B010
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -51,16 +51,17 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
-ERROR_RESPONSES: dict[int, tuple[str, list[str]]] = {
-    401: ("Not authenticated", ["token_missing", "token_invalid", "token_expired"]),
-    403: (
-        "Authenticated, but not allowed",
-        ["role_forbidden", "no_unit_bound", "unit_out_of_scope", "…domain codes"],
-    ),
-    404: ("Not found, or outside the caller's scope", ["not_found", "…_not_found"]),
-    409: ("Conflicts with the current state", ["concurrent_update", "…domain codes"]),
-    413: ("Upload too large", ["payload_too_large"]),
-    422: ("Invalid input (every field problem in `errors`)", ["validation_failed", "…"]),
+ERROR_RESPONSES: dict[int, str] = {
+    401: "Not authenticated: `token_missing`, `token_invalid`, `token_expired`.",
+    403: "Authenticated but not allowed: `role_forbidden` (role not in `x-roles`), "
+    "`no_unit_bound`, `unit_out_of_scope`, or a rule of the service.",
+    404: "Not found, or outside the caller's organisation scope (`not_found`, `unit_not_found`, "
+    "`…_not_found`).",
+    409: "Conflicts with the current state (`concurrent_update`, `idempotency_key_reused`, or a "
+    "lifecycle rule of the service).",
+    413: "Upload too large (`payload_too_large`).",
+    422: "Invalid input: `validation_failed` or a rule's code; every field problem is listed in "
+    "`errors` (`loc`, `msg`).",
 }
 
 
@@ -105,9 +106,8 @@ def _has_params(dependant: Dependant) -> bool:
 
 
 def _error_response(status: int) -> dict[str, Any]:
-    description, codes = ERROR_RESPONSES[status]
     return {
-        "description": f"{description}. Codes: " + ", ".join(f"`{c}`" for c in codes),
+        "description": ERROR_RESPONSES[status],
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
 
