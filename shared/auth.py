@@ -143,7 +143,7 @@ route can be read from the app (OpenAPI `x-roles`, the authorisation-matrix test
 
 
 # any authenticated role: what a route that depends on the principal alone admits
-setattr(current_principal, ROLES_ATTRIBUTE, frozenset(Role))  # noqa: B010
+setattr(current_principal, ROLES_ATTRIBUTE, frozenset(Role))
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 

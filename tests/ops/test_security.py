@@ -99,7 +99,7 @@ def test_jwt_key_rotation_keeps_old_tokens_valid_while_listed(
 
 def test_malformed_previous_keys_fail_at_start(restore_settings: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="JWT_PREVIOUS_KEYS"):
-        Settings(jwt_previous_keys="no-equals-sign")  # type: ignore[arg-type]
+        Settings(jwt_previous_keys="no-equals-sign")
 
 
 async def test_cors_origins_come_from_settings(restore_settings: pytest.MonkeyPatch) -> None:
