@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 WRAP := $(PY) deploy/embedded.py --
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match clean
+.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match docs chaos clean
 
 help: ## List the make targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,6 +63,9 @@ bench: bench-match ## Run every benchmark
 
 bench-match: install ## Payments matching benchmark (N=1000000 bank lines by default)
 	$(WRAP) $(PY) -m services.payments.bench --n $(N)
+
+docs: install ## Regenerate docs/http-reference.md from the four OpenAPI documents
+	$(PY) -m shared.http_reference --write
 
 clean: ## Stop leftover embedded servers; remove .embedded/ and caches (keeps .venv)
 	@if [ -x "$(PY)" ]; then $(PY) deploy/embedded.py --clean; fi
