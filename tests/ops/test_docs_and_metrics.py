@@ -139,7 +139,9 @@ def test_every_setting_is_read_by_something() -> None:
         p.read_text(encoding="utf-8")
         for root in ("shared", "services", "deploy")
         for p in (REPO / root).rglob("*")
-        if p.is_file() and p.suffix in {".py", ".yaml", ".yml", ".conf", ""} and ".venv" not in p.parts
+        if p.is_file()
+        and p.suffix in {".py", ".yaml", ".yml", ".conf", ""}
+        and ".venv" not in p.parts
     ]
     corpus = "\n".join(sources)
     unused = []
