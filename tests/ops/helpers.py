@@ -23,7 +23,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30.0, auth: tuple[str, str] | None = None) -> None:
+def wait_http(url: str, timeout: float = 120.0, auth: tuple[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -36,7 +36,9 @@ def wait_http(url: str, timeout: float = 30.0, auth: tuple[str, str] | None = No
 
 
 @contextlib.contextmanager
-def uvicorn_process(service: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
+def uvicorn_process(
+    service: str, env: dict[str, str] | None = None, *, wait: bool = True
+) -> Iterator[tuple[str, Path]]:
     """`uvicorn --factory services.<service>.app:create_app` on a free port, as `make run` starts
     it (uvicorn's default logging config, then ours); yields (base url, path of its output)."""
     from shared.settings import get_settings
@@ -70,7 +72,8 @@ def uvicorn_process(service: str, env: dict[str, str] | None = None) -> Iterator
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_http(base + "/healthz")
+            if wait:
+                wait_http(base + "/healthz")
             yield base, out
         finally:
             proc.terminate()
@@ -80,6 +83,16 @@ def uvicorn_process(service: str, env: dict[str, str] | None = None) -> Iterator
                 proc.kill()
                 proc.wait()
     out.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def uvicorn_processes(services: tuple[str, ...]) -> Iterator[dict[str, str]]:
+    """Several services at once (started together, then waited for): {service: base url}."""
+    with contextlib.ExitStack() as stack:
+        started = {s: stack.enter_context(uvicorn_process(s, wait=False)) for s in services}
+        for base, _ in started.values():
+            wait_http(base + "/healthz")
+        yield {s: base for s, (base, _) in started.items()}
 
 
 def read_until(path: Path, needle: str, timeout: float = 10.0) -> str:
