@@ -6,6 +6,7 @@
 PY ?= .venv/bin/python
 VENV ?= .venv
 N ?= 1000000
+CHAOS_N ?= 100000
 PYTEST_ARGS ?=
 
 VENV_PY := $(VENV)/bin/python
@@ -63,6 +64,9 @@ bench: bench-match ## Run every benchmark
 
 bench-match: install ## Payments matching benchmark (N=1000000 bank lines by default)
 	$(WRAP) $(PY) -m services.payments.bench --n $(N)
+
+chaos: install ## Fault suite on private embedded servers (not in make test; CHAOS_N=100000 lines)
+	$(PY) -m services.payments.chaos --n $(CHAOS_N)
 
 docs: install ## Regenerate docs/http-reference.md from the four OpenAPI documents
 	$(PY) -m shared.http_reference --write
