@@ -74,7 +74,7 @@ class PrivatePostgres:
         self.url = f"postgresql+asyncpg://postgres@/{DB_NAME}?host={socket_dir}"
 
     def restart(self) -> None:
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.pgdata, user=self.srv.system_user)
 
