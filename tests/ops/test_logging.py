@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
+import tempfile
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -135,3 +139,9 @@ def test_request_id_travels_into_the_tasks_a_request_enqueues(
         bind_context(None)
         del token
     assert result.get(timeout=60)["request_id"] == rid
+    # the worker's own log line of that task: our format, its request id, the duration intact
+    log = Path(tempfile.gettempdir()) / f"celery-test-worker-{os.getpid()}.log"
+    text = read_until(log, f"request_id={rid}")
+    (line,) = [ln for ln in text.splitlines() if "succeeded in" in ln and rid in ln]
+    assert re.search(r"succeeded in \d+\.\d+s", line), line
+    assert " worker celery.app.trace " in line and "task_name=shared.ping" in line
