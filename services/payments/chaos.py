@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 DB_NAME = "chaos"
 WORKERS = 2
 DRAIN_TIMEOUT = 600.0
+IMPORT_TIMEOUT_BASE = 90.0  # seconds, plus 2 ms per line
 SAFETY_NET_EVERY = 3.0  # seconds between re-enqueues while draining (beat: 60 s)
 
 
@@ -264,7 +265,7 @@ class Harness:
         os.environ["REDIS_URL"] = self.redis.url
         os.environ.setdefault("ENVIRONMENT", "development")
         os.environ.setdefault("LOG_LEVEL", "WARNING")
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         say(f"private PostgreSQL: {self.pg.pgdata}; private Redis: {self.redis.sock}")
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"],
@@ -335,6 +336,20 @@ class Harness:
             stderr=subprocess.PIPE,
         )
 
+    def finish_import(self, proc: subprocess.Popen[bytes], notes: list[str]) -> bool:
+        """Wait for an import; one that hangs is killed (after dumping its threads' stacks to
+        a log kept in /tmp) and counted as failed."""
+        try:
+            proc.communicate(timeout=IMPORT_TIMEOUT_BASE + self.n / 500)
+            return proc.returncode == 0
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack
+            _, err = proc.communicate()
+            dump = Path(tempfile.gettempdir()) / f"chaos-import-hang-{proc.pid}.log"
+            dump.write_bytes(err)
+            notes.append(f"an import hung: killed (stacks in {dump})")
+            return False
+
     # steps ----------------------------------------------------------------------------------
 
     def reset(self) -> Decimal:
@@ -389,14 +404,11 @@ class Harness:
         fault_thread.start()
         failed = 0
         for proc in procs:
-            proc.communicate()
-            failed += proc.returncode != 0
+            failed += not self.finish_import(proc, notes)
         fault_thread.join()
         if failed:
             notes.append(f"{failed} import(s) failed: run again")
-            rerun = self.import_process()
-            rerun.communicate()
-            if rerun.returncode != 0:
+            if not self.finish_import(self.import_process(), notes):
                 notes.append("the second import failed too")
         self.enqueue_matching()
         self.drain()
@@ -475,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these")
     args = parser.parse_args(argv)
     chosen = args.only or list(SCENARIOS)
+    # a SIGTERM (or Ctrl-C) still stops the private servers and workers (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: list[Result] = []
     with private_root() as root:
         harness = Harness(root, args.n)
