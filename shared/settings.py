@@ -36,6 +36,9 @@ class Settings(BaseSettings):
 
     # HTTP: browser origins allowed by CORS (comma-separated; empty = no CORS headers)
     cors_origins: str = ""
+    # request body limits: multipart uploads (150 receipts x 5 MB), everything else (JSON)
+    http_max_upload_bytes: int = Field(default=800 * 2**20, ge=1)
+    http_max_body_bytes: int = Field(default=2**20, ge=1)
 
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
@@ -122,6 +123,51 @@ class RequestContextMiddleware:
             reset_context(token)
 
 
+class BodyLimitMiddleware:
+    """413 `payload_too_large` for a request body above the limit: `HTTP_MAX_UPLOAD_BYTES` for
+    multipart uploads, `HTTP_MAX_BODY_BYTES` for everything else. Checked on `Content-Length`
+    before anything is read, and on the bytes actually received (chunked bodies)."""
+
+    def __init__(self, app: ASGIApp, upload_limit: int, body_limit: int) -> None:
+        self.app = app
+        self.upload_limit = upload_limit
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        content_type = headers.get(b"content-type", b"").lower()
+        limit = self.upload_limit if content_type.startswith(b"multipart/") else self.body_limit
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:  # rendered by the error handlers as 413 problem+json
+                    raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"上传内容过大（上限 {limit // 2**20} MB）" if limit >= 2**20 else "请求内容过大",
+        )
+        await response(scope, receive, send)
+
+
 SWAGGER_STATIC = "/static/swagger-ui"
 
 
@@ -164,6 +210,11 @@ def create_service_app(name: str, title: str, routers: Sequence[APIRouter] = ())
             expose_headers=[REQUEST_ID_HEADER],
             max_age=600,
         )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=settings.http_max_upload_bytes,
+        body_limit=settings.http_max_body_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, service=name)
     install_openapi(app)
     _install_offline_docs(app, title)

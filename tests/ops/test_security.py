@@ -123,3 +123,41 @@ async def test_cors_origins_come_from_settings(restore_settings: pytest.MonkeyPa
     assert r.headers["access-control-allow-origin"] == "https://portal.example.gov.cn"
     r = await preflight("https://evil.example")
     assert r.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+async def test_request_bodies_above_the_limits_get_413(
+    restore_settings: pytest.MonkeyPatch,
+) -> None:
+    from services.payments.app import create_app
+
+    _rotated(restore_settings, HTTP_MAX_BODY_BYTES="1000", HTTP_MAX_UPLOAD_BYTES="5000")
+    app = create_app()
+    transport = httpx.ASGITransport(app=app)
+    headers = auth("platform")
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        big = await c.post("/api/v1/orders", content=b"{" + b" " * 2000 + b"}", headers=headers)
+        assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
+
+        async def chunks():  # no Content-Length: counted as it arrives
+            for _ in range(3):
+                yield b" " * 600
+
+        streamed = await c.post(
+            "/api/v1/orders",
+            content=chunks(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.json()["code"] == "payload_too_large"
+        upload = await c.post(
+            "/api/v1/statements",
+            files={"file": ("s.csv", b"x" * 6000, "text/csv")},
+            headers=auth("importer"),
+        )
+        assert upload.status_code == 413
+        small = await c.post(
+            "/api/v1/statements",
+            files={"file": ("s.csv", b"x" * 100, "text/csv")},
+            headers=auth("importer"),
+        )
+        assert small.status_code != 413
