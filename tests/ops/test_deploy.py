@@ -225,3 +225,20 @@ def test_alerts_and_dashboard_use_metrics_that_exist() -> None:
         assert metrics, expr
         for metric in metrics:
             assert metric in known, (metric, expr)
+
+
+def test_procfile_commands_exist() -> None:
+    """`make run`'s processes: the modules and app factories they name exist; Flower runs with
+    basic auth (`shared.flower`)."""
+    lines = [
+        ln
+        for ln in (DEPLOY / "Procfile").read_text(encoding="utf-8").splitlines()
+        if ln and not ln.startswith("#")
+    ]
+    names = set()
+    for line in lines:
+        name, _, command = line.partition(":")
+        names.add(name)
+        _check_command(command.replace("${PYTHON:-.venv/bin/python}", "python").split())
+    assert {"filing", "confirmation", "payments", "notify", "worker", "beat", "flower"} <= names
+    assert any("shared.flower" in ln for ln in lines if ln.startswith("flower:"))
