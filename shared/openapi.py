@@ -112,6 +112,21 @@ def _error_response(status: int) -> dict[str, Any]:
     }
 
 
+def _merge(declared: dict[str, Any] | None, status: int) -> dict[str, Any]:
+    """The generic problem response, unless the route declared its own (`responses=` on the
+    route: its description, e.g. the domain codes, is kept and the problem+json body added);
+    FastAPI's default JSON 422 is replaced."""
+    generic = _error_response(status)
+    if declared is None or _references(declared, "HTTPValidationError"):
+        return generic
+    merged = dict(declared)
+    merged.setdefault("description", generic["description"])
+    content = merged.get("content") or {}
+    if PROBLEM_JSON not in content:
+        merged["content"] = {PROBLEM_JSON: generic["content"][PROBLEM_JSON]}
+    return merged
+
+
 def error_statuses(route: Any, roles: frozenset[Role] | None) -> list[int]:
     statuses: list[int] = []
     if roles is not None:
@@ -153,7 +168,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
                 statuses.append(413)
             for status in sorted(statuses):
-                responses[str(status)] = _error_response(status)
+                responses[str(status)] = _merge(responses.get(str(status)), status)
     schemas = components["schemas"]
     if not _references(schema.get("paths", {}), "HTTPValidationError"):
         schemas.pop("HTTPValidationError", None)

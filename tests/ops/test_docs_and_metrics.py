@@ -152,3 +152,28 @@ def test_every_setting_is_read_by_something() -> None:
         if uses < 2:  # the declaration itself is one
             unused.append(field.upper())
     assert unused == []
+
+
+def test_a_route_s_own_error_description_is_kept() -> None:
+    from fastapi import APIRouter, Depends
+
+    from shared.auth import Role, require_roles
+    from shared.web import create_service_app
+
+    router = APIRouter()
+
+    @router.post(
+        "/api/v1/probe/{probe_id}",
+        responses={409: {"description": "`probe_locked`: the probe is locked"}},
+        dependencies=[Depends(require_roles(Role.OPS))],
+    )
+    async def probe(probe_id: int) -> dict[str, int]:
+        return {"id": probe_id}
+
+    doc = create_service_app("probe", "probe", routers=[router]).openapi()
+    op = doc["paths"]["/api/v1/probe/{probe_id}"]["post"]
+    assert op["x-roles"] == ["ops"]
+    assert op["responses"]["409"]["description"] == "`probe_locked`: the probe is locked"
+    assert PROBLEM_JSON in op["responses"]["409"]["content"]
+    assert PROBLEM_JSON in op["responses"]["422"]["content"]
+    assert {"401", "403", "404"} <= set(op["responses"])
