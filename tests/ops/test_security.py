@@ -40,8 +40,12 @@ async def test_a_finance_token_bound_to_a_budget_unit_reads_nothing(
             f"/api/v1/units/{dept.id}/children", headers=auth("finance", dept.id)
         )
         assert r.status_code == 404, r.text
+    r = await filing_client.get("/api/v1/units/mine", headers=auth("finance", dept.id))
+    assert r.status_code == 403 and r.json()["code"] == "not_a_finance_department"
     r = await filing_client.get(f"/api/v1/units/{school.id}", headers=auth("finance", fd.id))
     assert r.status_code == 200
+    r = await filing_client.get("/api/v1/units/mine", headers=auth("finance", fd.id))
+    assert r.status_code == 200 and r.json()["id"] == fd.id
 
 
 def _rotated(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
