@@ -6,6 +6,7 @@
 PY ?= .venv/bin/python
 VENV ?= .venv
 N ?= 1000000
+CHAOS_N ?= 100000
 PYTEST_ARGS ?=
 
 VENV_PY := $(VENV)/bin/python
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 WRAP := $(PY) deploy/embedded.py --
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match clean
+.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match docs chaos clean
 
 help: ## List the make targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,6 +64,12 @@ bench: bench-match ## Run every benchmark
 
 bench-match: install ## Payments matching benchmark (N=1000000 bank lines by default)
 	$(WRAP) $(PY) -m services.payments.bench --n $(N)
+
+chaos: install ## Fault suite on private embedded servers (not in make test; CHAOS_N=100000 lines)
+	$(PY) -m services.payments.chaos --n $(CHAOS_N)
+
+docs: install ## Regenerate docs/http-reference.md from the four OpenAPI documents
+	$(PY) -m shared.http_reference --write
 
 clean: ## Stop leftover embedded servers; remove .embedded/ and caches (keeps .venv)
 	@if [ -x "$(PY)" ]; then $(PY) deploy/embedded.py --clean; fi

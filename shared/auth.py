@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import Forbidden, NotFound, Unauthorized
+from shared.logs import bind_principal
 from shared.settings import get_settings
 
 
@@ -32,6 +33,7 @@ class Role(enum.StrEnum):
 
 
 ROLES_WITH_UNIT = {Role.UNIT, Role.FINANCE}
+FINANCE_DEPARTMENT_KIND = "finance_department"  # shared.models.UnitKind.FINANCE_DEPARTMENT
 SUB_MAX_CHARS = 100
 """Longest token subject: actor columns (audit log, filing events, idempotency) are 100 chars."""
 
@@ -65,15 +67,37 @@ def mint_token(
     }
     if unit_id is not None:
         claims["unit_id"] = unit_id
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), settings.jwt_algorithm)
+    return jwt.encode(
+        claims,
+        settings.jwt_secret.get_secret_value(),
+        settings.jwt_algorithm,
+        headers={"kid": settings.jwt_key_id},
+    )
+
+
+def _verification_key(token: str) -> str:
+    """The secret named by the token's `kid` (current or a previous key still accepted); a token
+    without `kid` (minted before rotation existed) is checked against the current key."""
+    settings = get_settings()
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("身份凭证无效", code="token_invalid") from exc
+    if kid is None:
+        return settings.jwt_secret.get_secret_value()
+    secret = settings.verification_keys().get(str(kid))
+    if secret is None:
+        raise Unauthorized("身份凭证的签名密钥已停用或未知", code="token_invalid")
+    return secret
 
 
 def decode_token(token: str) -> Principal:
     settings = get_settings()
+    key = _verification_key(token)
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            key,
             algorithms=[settings.jwt_algorithm],
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "sub", "iss"]},
@@ -108,27 +132,46 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("请先登录：缺少 Authorization: Bearer 身份凭证", code="token_missing")
-    return decode_token(credentials.credentials)
+    principal = decode_token(credentials.credentials)
+    bind_principal(principal.sub, str(principal.role), principal.unit_id)
+    return principal
 
+
+ROLES_ATTRIBUTE = "required_roles"
+"""`require_roles(...)` dependencies carry their roles under this attribute, so the roles of every
+route can be read from the app (OpenAPI `x-roles`, the authorisation-matrix test)."""
+
+
+# any authenticated role: what a route that depends on the principal alone admits
+setattr(current_principal, ROLES_ATTRIBUTE, frozenset(Role))
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Dependency factory: `Annotated[Principal, Depends(require_roles(Role.OPS))]`."""
-    allowed = set(roles)
+    allowed = frozenset(roles)
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise Forbidden("当前账号无权执行此操作", code="role_forbidden")
         return principal
 
+    setattr(dependency, ROLES_ATTRIBUTE, allowed)
+    dependency.__name__ = "require_roles_" + "_".join(sorted(str(r) for r in allowed))
     return dependency
+
+
+def declared_roles(call: object) -> frozenset[Role] | None:
+    """The roles a dependency callable admits, if it was made by `require_roles`."""
+    roles = getattr(call, ROLES_ATTRIBUTE, None)
+    return roles if isinstance(roles, frozenset) else None
 
 
 _SCOPE_SQL = text(
     """
     SELECT t.id,
+           me.kind                                                      AS my_kind,
            (t.path LIKE me.path || '%')                                 AS in_tree,
            (fd.id IS NOT NULL AND fd.path LIKE me.path || '%')          AS in_finance
       FROM org_units t
@@ -146,18 +189,23 @@ async def unit_in_scope(session: AsyncSession, principal: Principal, unit_id: in
     - `finance`: itself, the finance departments under it, and every unit whose finance department
       is it or one under it (a provincial department sees its whole province);
     - `ops`: every unit. Machine roles see no unit data.
+
+    A `finance` token bound to anything but a finance department (a mis-issued token bound to a
+    budget unit) sees nothing at all, not even that unit.
     """
     if principal.role == Role.OPS:
         return True
     if principal.role not in ROLES_WITH_UNIT or principal.unit_id is None:
         return False
-    if principal.unit_id == unit_id:
+    if principal.role == Role.UNIT and principal.unit_id == unit_id:
         return True
     row = (await session.execute(_SCOPE_SQL, {"me": principal.unit_id, "target": unit_id})).first()
     if row is None:
         return False
     if principal.role == Role.UNIT:
         return bool(row.in_tree)
+    if str(row.my_kind) != FINANCE_DEPARTMENT_KIND:
+        return False
     return bool(row.in_tree or row.in_finance)
 
 

@@ -11,11 +11,24 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery import Celery, Task
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+)
 from kombu import Queue
 
-from shared.masking import mask_all_handlers
+from shared.logs import (
+    LogContext,
+    bind_context,
+    configure_logging,
+    current_request_id,
+    mask_all_handlers,
+)
 from shared.settings import get_settings
 
 T = TypeVar("T")
@@ -71,11 +84,55 @@ def make_celery() -> Celery:
 celery_app = make_celery()
 
 
+@setup_logging.connect
+def _one_log_format(*_: Any, loglevel: Any = None, **__: Any) -> None:
+    """Worker, beat and Flower log in the services' format (`LOG_FORMAT`), masked; connecting
+    this signal keeps Celery from installing its own handlers."""
+    import sys
+
+    name = "celery"
+    for arg in sys.argv[1:]:
+        if arg in {"worker", "beat", "flower"}:
+            name = arg
+            break
+    configure_logging(loglevel if isinstance(loglevel, str | int) else None, service=name)
+
+
 @after_setup_logger.connect
 @after_setup_task_logger.connect
 def _mask_worker_logs(*_: Any, **__: Any) -> None:
     """Worker and beat logs are scrubbed of mobile and account numbers like the services'."""
     mask_all_handlers()
+
+
+REQUEST_ID_TASK_HEADER = "request_id"
+
+
+@before_task_publish.connect
+def _carry_request_id(*_: Any, headers: dict[str, Any] | None = None, **__: Any) -> None:
+    """A task enqueued while serving a request (or running a task) carries its request id, so an
+    import and the matching it triggered can be followed in the logs."""
+    request_id = current_request_id()
+    if request_id and headers is not None and not headers.get(REQUEST_ID_TASK_HEADER):
+        headers[REQUEST_ID_TASK_HEADER] = request_id
+
+
+@task_prerun.connect
+def _bind_task_context(
+    *_: Any, task_id: str | None = None, task: Task | None = None, **__: Any
+) -> None:
+    if task is None or task_id is None:
+        return
+    request_id = getattr(task.request, REQUEST_ID_TASK_HEADER, None)
+    if not request_id:
+        request_id = (getattr(task.request, "headers", None) or {}).get(REQUEST_ID_TASK_HEADER)
+    ctx = LogContext(request_id=str(request_id or task_id), task_name=task.name, task_id=task_id)
+    bind_context(ctx)
+
+
+@task_postrun.connect
+def _unbind_task_context(*_: Any, **__: Any) -> None:
+    bind_context(None)
 
 
 _loop: asyncio.AbstractEventLoop | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 
@@ -36,8 +35,13 @@ def mask_name(name: str | None) -> str | None:
     return name[:keep] + "*" * (len(name) - 2 * keep) + name[-keep:]
 
 
-_MOBILE_RE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-_ACCOUNT_RE = re.compile(r"(?<!\d)(\d{4})\d{5,}(\d{4})(?!\d)")
+# A digit run counts as a mobile or an account number only when it stands alone: not inside a
+# longer run of digits or letters (ids, hashes), and not a decimal's part (`succeeded in
+# 0.4096157335s` is a duration, not an account).
+_ALONE_BEFORE = r"(?<![0-9A-Za-z.])"
+_ALONE_AFTER = r"(?![0-9A-Za-z]|\.[0-9])"
+_MOBILE_RE = re.compile(_ALONE_BEFORE + r"(1[3-9]\d)\d{4}(\d{4})" + _ALONE_AFTER)
+_ACCOUNT_RE = re.compile(_ALONE_BEFORE + r"(\d{4})\d{5,}(\d{4})" + _ALONE_AFTER)
 
 
 def scrub(text: str) -> str:
@@ -46,36 +50,15 @@ def scrub(text: str) -> str:
     return _ACCOUNT_RE.sub(r"\1 **** * \2", text)
 
 
-class MaskingFilter(logging.Filter):
-    """Logging filter that scrubs mobiles and account numbers from every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # pragma: no cover - a broken format string is logged as is
-            return True
-        record.msg = scrub(message)
-        record.args = None
-        return True
-
-
 def mask_all_handlers() -> None:
-    """Add the masking filter to every handler configured so far (uvicorn's access and error
-    loggers, Celery's worker loggers), so that no log line leaves unscrubbed."""
-    loggers: list[logging.Logger] = [logging.getLogger()]
-    loggers += [
-        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-                handler.addFilter(MaskingFilter())
+    """Make every configured handler mask its output (see `shared.logs`)."""
+    from shared.logs import mask_all_handlers as _mask_all
+
+    _mask_all()
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    mask_all_handlers()
+def configure_logging(level: str = "INFO", *, service: str | None = None) -> None:
+    """The process's one log handler, plain or JSON, masked (see `shared.logs`)."""
+    from shared.logs import configure_logging as _configure
+
+    _configure(level, service=service)

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+DEV_FLOWER_BASIC_AUTH = "admin:reserved-share-dev"
 
 
 class Settings(BaseSettings):
@@ -28,9 +29,23 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "reserved-share"
     jwt_default_ttl_seconds: int = Field(default=8 * 3600, ge=1)
+    # key rotation: tokens are signed with JWT_SECRET and carry `kid` = JWT_KEY_ID; tokens signed
+    # with an earlier key still verify while it is listed in JWT_PREVIOUS_KEYS ("kid=secret,...")
+    jwt_key_id: str = Field(default="k1", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")
+    jwt_previous_keys: SecretStr = SecretStr("")
+
+    # HTTP: browser origins allowed by CORS (comma-separated; empty = no CORS headers)
+    cors_origins: str = ""
+    # request body limits: multipart uploads (150 receipts x 5 MB), everything else (JSON)
+    http_max_upload_bytes: int = Field(default=800 * 2**20, ge=1)
+    http_max_body_bytes: int = Field(default=2**20, ge=1)
 
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+
+    # Flower (Celery monitor): "user:password" for its page and API; a development default
+    flower_basic_auth: SecretStr = SecretStr(DEV_FLOWER_BASIC_AUTH)
 
     # payments
     match_batch_size: int = Field(default=5_000, ge=1)
@@ -50,7 +65,29 @@ class Settings(BaseSettings):
             or len(self.jwt_secret.get_secret_value()) < 32
         ):
             raise ValueError("JWT_SECRET must be set to a real secret (>= 32 chars) in production")
+        if self.environment == "production" and (
+            self.flower_basic_auth.get_secret_value() == DEV_FLOWER_BASIC_AUTH
+            or ":" not in self.flower_basic_auth.get_secret_value()
+        ):
+            raise ValueError("FLOWER_BASIC_AUTH must be set to user:password in production")
+        self.verification_keys()  # a malformed JWT_PREVIOUS_KEYS fails at start, not per request
         return self
+
+    def verification_keys(self) -> dict[str, str]:
+        """`kid` → secret of every key a token may be signed with (current first)."""
+        keys = {self.jwt_key_id: self.jwt_secret.get_secret_value()}
+        for item in self.jwt_previous_keys.get_secret_value().split(","):
+            if not item.strip():
+                continue
+            kid, sep, secret = item.strip().partition("=")
+            if not sep or not kid or not secret:
+                raise ValueError("JWT_PREVIOUS_KEYS must read kid=secret[,kid=secret...]")
+            keys.setdefault(kid, secret)
+        return keys
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def celery_broker_url(self) -> str:

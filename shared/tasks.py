@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from shared.celery_app import celery_app, run_async
 from shared.db import unit_of_work
+from shared.logs import current_request_id
 
 
 async def _db_now() -> str:
@@ -14,6 +15,7 @@ async def _db_now() -> str:
 
 
 @celery_app.task(name="shared.ping")
-def ping(payload: str) -> dict[str, str]:
-    """Round trip through broker, worker, PostgreSQL and result backend (used by the tests)."""
-    return {"echo": payload, "db_now": run_async(_db_now())}
+def ping(payload: str) -> dict[str, str | None]:
+    """Round trip through broker, worker, PostgreSQL and result backend (used by the tests);
+    `request_id` is the one the task's log lines carry (that of the request that enqueued it)."""
+    return {"echo": payload, "db_now": run_async(_db_now()), "request_id": current_request_id()}

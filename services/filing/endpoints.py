@@ -74,6 +74,8 @@ async def create_unit(body: UnitCreate, session: SessionDep, principal: AdminPri
 
 @units_router.get("/mine")
 async def my_unit(session: SessionDep, principal: ReaderPrincipal) -> UnitOut:
+    if principal.role == Role.FINANCE:  # a finance token bound to a budget unit reads nothing
+        await org_service.ensure_finance_department(session, principal)
     unit = await org_service.load_unit(session, principal.require_unit_id())
     return org_service.unit_out(unit, masked=False)
 
