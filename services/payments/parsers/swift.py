@@ -116,13 +116,13 @@ def _parse_gvc(text: str) -> dict[str, str | None]:
         (int(number), value) for number, value in zip(pieces[1::2], pieces[2::2], strict=True)
     ]
     purpose = [v.strip() for n, v in subfields if 20 <= n <= 29 or 60 <= n <= 63]
-    names = [v.strip() for n, v in subfields if n in (32, 33)]
+    names = "".join(v for n, v in subfields if n in (32, 33)).strip()  # ?33 continues ?32
     account = next((v.strip() for n, v in subfields if n == 31 and v.strip()), None)
     bank = next((v.strip() for n, v in subfields if n == 30 and v.strip()), None)
     booking_text = next((v.strip() for n, v in subfields if n == 0 and v.strip()), None)
     remark = " ".join(p for p in purpose if p) or booking_text
     return {
-        "payer_name": "".join(n for n in names if n) or None,
+        "payer_name": names or None,
         "payer_account": account.replace(" ", "") if account else None,
         "payer_bank": bank,
         "remark": remark or None,
