@@ -241,7 +241,12 @@ async def import_statement(
                     session, result.statement_id, records
                 )
                 await repository.add_statement_counts(
-                    session, result.statement_id, total=len(records), new=new, ignored=ignored
+                    session,
+                    result.statement_id,
+                    total=len(records),
+                    new=new,
+                    ignored=ignored,
+                    credit=sum((r[5] for r in records if r[4] == "credit"), Decimal(0)),
                 )
             result.lines_total += len(records)
             result.lines_new += new

@@ -50,6 +50,7 @@ from shared.models.payments import (
     TxOutcome,
 )
 from shared.models.policy import FilingReopening, Policy
+from shared.models.statements import StatementDuplicate
 
 __all__ = [
     "OPEN_ORDER_STATUSES",
@@ -91,6 +92,7 @@ __all__ = [
     "SmsOutbox",
     "SmsStatus",
     "Statement",
+    "StatementDuplicate",
     "StatementFormat",
     "SummaryStatus",
     "Supplier",

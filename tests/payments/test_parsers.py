@@ -627,7 +627,9 @@ def test_identical_lines_without_bank_ref_are_two_transactions():
 def test_dedupe_key_ignores_occurrence_when_the_bank_gives_a_ref():
     (line,) = parse(generic_csv(valid_row("5.00", "R1")))
 
-    assert dedupe_key(line, 1) == dedupe_key(line, 7) == "ref:35000188110503337:R1:C:5.00:2024-04-01"
+    assert (
+        dedupe_key(line, 1) == dedupe_key(line, 7) == "ref:35000188110503337:R1:C:5.00:2024-04-01"
+    )
 
 
 def test_mt940_and_camt_copies_have_the_keys_of_the_csv_lines():
