@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ WRAPPER = REPO / "deploy" / "embedded.py"
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     """A urls.json naming live unix sockets (a PostgreSQL socket dir and a Redis socket)."""
     pg_dir = tmp_path / "pg"
     pg_dir.mkdir()
