@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     import_max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     import_max_uncompressed_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     import_max_rows: int = Field(default=2_000_000, ge=1)
-    import_max_cell_chars: int = Field(default=4_096, ge=1)
+    import_max_cell_chars: int = Field(default=131_072, ge=1)
     import_max_xml_elements: int = Field(default=5_000_000, ge=1)
     import_max_blank_rows: int = Field(default=10_000, ge=1)
     import_lease_seconds: int = Field(default=900, ge=1)

@@ -19,6 +19,7 @@ from lxml import etree
 
 from shared.money import CENT
 
+from .limits import Limits, too_many_elements, too_many_rows
 from .models import StatementLine, StatementParseError
 from .streams import ChainedStream
 from .values import AMOUNT_DIGITS, SHANGHAI, aware
@@ -241,7 +242,14 @@ def _direction(indicator: str | None, line_no: int) -> str:
     )
 
 
-def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
+_FREED_WITH_PARENT = {"Ntry", "Stmt"}
+_TOP = {"Document", "BkToCstmrStmt", "Stmt"}
+
+
+def read_camt053(
+    head: bytes, stream: BinaryIO, limits: Limits | None = None
+) -> Iterator[StatementLine]:
+    limits = limits or Limits()
     events = etree.iterparse(
         ChainedStream(head, stream),
         events=("end",),
@@ -254,12 +262,17 @@ def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
     statement = _Statement()
     line_no = 0
     entry_no = 0
+    elements = 0
     try:
         for _event, element in events:
+            elements += 1
+            if elements > limits.xml_elements:
+                raise too_many_elements(limits)
             name = _local(element)
+            parent = element.getparent()
+            parent_name = "" if parent is None else _local(parent)
             if name == "Acct":
-                parent = element.getparent()
-                if parent is not None and _local(parent) == "Stmt":
+                if parent_name == "Stmt":
                     statement.account = _account_id(element)
                     statement.currency = _text(element, "Ccy")
             elif name == "Ntry":
@@ -267,10 +280,13 @@ def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
                 if _is_booked(element):
                     for line in _entry_lines(element, statement, entry_no, line_no):
                         line_no = line.line_no
+                        if line_no > limits.rows:
+                            raise too_many_rows(limits)
                         yield line
-                _free(element)
             elif name == "Stmt":
                 statement = _Statement()
+            if name in _FREED_WITH_PARENT or parent_name in _TOP:
+                # done with it: a top-level element (read or unknown) is never kept
                 _free(element)
     except etree.XMLSyntaxError as exc:
         raise StatementParseError(

@@ -94,13 +94,26 @@ def decode_error(encoding: str) -> StatementParseError:
     )
 
 
-def iter_text_lines(text: io.TextIOWrapper, encoding: str) -> Iterator[str]:
-    """Lines of `text`; a decoding error becomes a StatementParseError."""
+def iter_text_lines(
+    text: io.TextIOWrapper, encoding: str, max_chars: int | None = None
+) -> Iterator[str]:
+    """Lines of `text`; a decoding error becomes a StatementParseError. A line longer than
+    `max_chars` (without its line break) is refused as soon as that many have been read."""
+    limit = -1 if max_chars is None else max_chars + 2  # room for the line break
     while True:
         try:
-            line = text.readline()
+            line = text.readline(limit)
         except UnicodeDecodeError as exc:
             raise decode_error(encoding) from exc
         if not line:
             return
+        if max_chars is not None and len(line.rstrip("\r\n")) > max_chars:
+            raise line_too_long(max_chars)
         yield line
+
+
+def line_too_long(max_chars: int) -> StatementParseError:
+    return StatementParseError(
+        f"文件中一行的长度超过上限（{max_chars} 个字符），不是正常的银行对账单",
+        code="cell_too_long",
+    )

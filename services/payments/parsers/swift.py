@@ -19,6 +19,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
+from .limits import Limits, too_many_rows
 from .models import StatementLine, StatementParseError
 from .streams import iter_text_lines, text_stream
 from .values import SHANGHAI
@@ -191,12 +192,13 @@ class _Block:
     lines: list[str] = field(default_factory=list)
 
 
-def _blocks(head: bytes, stream: BinaryIO, encoding: str) -> Iterator[_Block]:
+def _blocks(head: bytes, stream: BinaryIO, encoding: str, limits: Limits) -> Iterator[_Block]:
     """Each statement block, with the file line number of its `:20:`."""
     block: _Block | None = None
     text = text_stream(head, stream, encoding)
     with text:
-        for number, line in enumerate(iter_text_lines(text, encoding), start=1):
+        lines = iter_text_lines(text, encoding, limits.cell_chars)
+        for number, line in enumerate(lines, start=1):
             stripped = line.rstrip("\r\n")
             if stripped.startswith(":20:"):
                 if block is not None and block.lines:
@@ -209,6 +211,8 @@ def _blocks(head: bytes, stream: BinaryIO, encoding: str) -> Iterator[_Block]:
                 continue
             if block is not None:
                 block.lines.append(stripped)
+                if len(block.lines) > limits.rows:  # one statement block is held whole
+                    raise too_many_rows(limits)
     if block is not None and block.lines:
         yield block
 
@@ -239,16 +243,21 @@ class _Pending:
     details: str | None = None
 
 
-def read_mt940(head: bytes, stream: BinaryIO, encoding: str) -> Iterator[StatementLine]:
+def read_mt940(
+    head: bytes, stream: BinaryIO, encoding: str, limits: Limits | None = None
+) -> Iterator[StatementLine]:
+    limits = limits or Limits()
     line_no = 0
     found = False
-    for block in _blocks(head, stream, encoding):
+    for block in _blocks(head, stream, encoding, limits):
         found = True
         expected = sum(1 for line in block.lines if line.startswith(":61:"))
         produced = 0
         for line in _block_lines(block, line_no):
             produced += 1
             line_no = line.line_no
+            if line_no > limits.rows:
+                raise too_many_rows(limits)
             yield line
         if produced != expected:  # pragma: no cover - a reader bug: never import a wrong file
             raise StatementParseError(

@@ -10,9 +10,17 @@ from typing import Any, BinaryIO
 
 from shared.money import CENT
 
+from .limits import (
+    Limits,
+    cell_too_long,
+    too_many_blank_rows,
+    too_many_elements,
+    too_many_rows,
+    uncompressed_too_large,
+)
 from .models import StatementLine, StatementParseError
 from .profiles import CsvProfile, resolve_profile
-from .streams import decode_error, text_stream
+from .streams import decode_error, iter_text_lines, text_stream
 from .values import (
     SHANGHAI,
     clean_text,
@@ -23,6 +31,8 @@ from .values import (
 )
 
 csv.field_size_limit(1024 * 1024)
+_CELLS_PER_LINE = 64
+"""A physical CSV line may hold this many maximal cells (`Limits.cell_chars` each)."""
 
 _FIELDS = (
     "account_no",
@@ -240,11 +250,18 @@ def _is_empty(row: Sequence[Any]) -> bool:
 
 
 def open_csv(
-    head: bytes, stream: BinaryIO, encoding: str, profile_name: str | None
+    head: bytes,
+    stream: BinaryIO,
+    encoding: str,
+    profile_name: str | None,
+    limits: Limits | None = None,
 ) -> tuple[CsvProfile, Iterator[StatementLine]]:
     """Reads the header row now (so a bad header fails at once); data rows lazily."""
+    limits = limits or Limits()
+    csv.field_size_limit(limits.cell_chars)
     text = text_stream(head, stream, encoding)
-    reader = csv.reader(text)
+    # a physical line is bounded too (a row of a million empty cells is no bank export)
+    reader = csv.reader(iter_text_lines(text, encoding, limits.cell_chars * _CELLS_PER_LINE))
 
     def next_row() -> list[str] | None:
         try:
@@ -254,41 +271,111 @@ def open_csv(
         except UnicodeDecodeError as exc:
             raise decode_error(encoding) from exc
         except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise cell_too_long(limits) from exc
             raise StatementParseError(
                 f"CSV 格式错误（文件第 {reader.line_num} 行）：{exc}", code="bad_csv"
             ) from exc
 
-    header = next_row()
-    while header is not None and _is_empty(header):
-        header = next_row()
-    if header is None:
-        raise StatementParseError("文件为空，没有表头行", code="empty_file")
-    profile, columns = resolve_profile(header, profile_name)
+    try:
+        header, _skipped = _first_row(iter(next_row, None), limits)
+        profile, columns = resolve_profile(header, profile_name)
+    except BaseException:
+        text.close()
+        raise
     converter = RowConverter(profile, columns)
 
     def lines() -> Iterator[StatementLine]:
         line_no = 0
+        blanks = 0
         convert = converter.convert_text
         with text:
             while (row := next_row()) is not None:
                 first = row[0].strip(_WS) if row else ""
                 if (not first or first[0] in "='") and _is_empty(row):
+                    blanks += 1
+                    if blanks > limits.blank_rows:
+                        raise too_many_blank_rows(limits)
                     continue
+                blanks = 0
                 line_no += 1
+                if line_no > limits.rows:
+                    raise too_many_rows(limits)
                 yield convert(row, line_no)
 
     return profile, lines()
 
 
+def _first_row(rows: Iterator[Sequence[Any]], limits: Limits) -> tuple[Sequence[Any], int]:
+    """The first non-empty row (the header) and the number of empty rows skipped before it."""
+    for skipped, row in enumerate(rows):
+        if not _is_empty(row):
+            return row, skipped
+        if skipped >= limits.blank_rows:
+            raise too_many_blank_rows(limits)
+    raise StatementParseError("文件为空，没有表头行", code="empty_file")
+
+
+def check_xlsx_parts(seekable: BinaryIO, limits: Limits) -> None:
+    """Before openpyxl reads anything: the declared uncompressed size of all parts, and the
+    number of shared strings (openpyxl holds them all) and of their XML elements."""
+    import zipfile
+
+    from lxml import etree
+
+    start = seekable.tell()
+    try:
+        with zipfile.ZipFile(seekable) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > limits.uncompressed_bytes:
+                raise uncompressed_too_large(limits)
+            shared = next(
+                (m for m in members if m.filename.lower() == "xl/sharedstrings.xml"), None
+            )
+            if shared is not None:
+                strings = elements = 0
+                with archive.open(shared) as part:
+                    for _event, element in etree.iterparse(
+                        part, events=("end",), resolve_entities=False, no_network=True
+                    ):
+                        elements += 1
+                        if elements > limits.xml_elements:
+                            raise too_many_elements(limits)
+                        tag = element.tag if isinstance(element.tag, str) else ""
+                        if tag.endswith("}si") or tag == "si":
+                            strings += 1
+                            if strings > limits.rows:
+                                raise too_many_rows(limits)
+                            element.clear()
+    except (zipfile.BadZipFile, etree.XMLSyntaxError, OSError, EOFError) as exc:
+        raise StatementParseError(
+            "无法读取 XLSX 文件（文件损坏或不是 Excel 2007+ 格式）", code="bad_xlsx"
+        ) from exc
+    finally:
+        seekable.seek(start)
+
+
+def _check_cells(row: Sequence[Any], limits: Limits, line_no: int) -> None:
+    for cell in row:
+        if type(cell) is str and len(cell) > limits.cell_chars:
+            raise cell_too_long(limits, line_no)
+
+
 def open_xlsx(
-    seekable: BinaryIO, profile_name: str | None, *, owned: bool
+    seekable: BinaryIO,
+    profile_name: str | None,
+    *,
+    owned: bool,
+    limits: Limits | None = None,
 ) -> tuple[CsvProfile, Iterator[StatementLine]]:
     """First sheet, streamed (read-only mode); the header is the first non-empty row."""
     import zipfile
 
     from openpyxl import load_workbook
 
+    limits = limits or Limits()
     try:
+        check_xlsx_parts(seekable, limits)
         workbook = load_workbook(seekable, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         if owned:
@@ -296,16 +383,20 @@ def open_xlsx(
         raise StatementParseError(
             "无法读取 XLSX 文件（文件损坏或不是 Excel 2007+ 格式）", code="bad_xlsx"
         ) from exc
+    except StatementParseError:
+        if owned:
+            seekable.close()
+        raise
     try:
         sheet = workbook.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
-        header: Sequence[Any] | None = None
-        for row in rows:
-            if not _is_empty(row):
-                header = row
-                break
-        if header is None:
-            raise StatementParseError("工作表为空，没有表头行", code="empty_file")
+        try:
+            header, _skipped = _first_row(rows, limits)
+        except StatementParseError as exc:
+            if exc.code == "empty_file":
+                raise StatementParseError("工作表为空，没有表头行", code="empty_file") from None
+            raise
+        _check_cells(header, limits, 0)
         profile, columns = resolve_profile(header, profile_name)
     except BaseException:
         workbook.close()
@@ -316,11 +407,19 @@ def open_xlsx(
 
     def lines() -> Iterator[StatementLine]:
         line_no = 0
+        blanks = 0
         try:
             for row in rows:
                 if _is_empty(row):
+                    blanks += 1
+                    if blanks > limits.blank_rows:
+                        raise too_many_blank_rows(limits)
                     continue
+                blanks = 0
                 line_no += 1
+                if line_no > limits.rows:
+                    raise too_many_rows(limits)
+                _check_cells(row, limits, line_no)
                 yield converter.convert(row, line_no)
         finally:
             workbook.close()
