@@ -9,6 +9,7 @@ import itertools
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -40,7 +41,7 @@ def sample_text() -> str:
     return sample_bytes("statement_bank_export.csv").decode("gbk")
 
 
-def parse(data: bytes, **options: str) -> list[StatementLine]:
+def parse(data: bytes, **options: Any) -> list[StatementLine]:
     return list(open_statement(io.BytesIO(data), **options).lines)
 
 

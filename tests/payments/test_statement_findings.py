@@ -7,6 +7,7 @@ import io
 import logging
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +18,7 @@ from services.payments.parsers.dedupe import dedupe_keys
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def lines(data: str | bytes, **options: str) -> list[StatementLine]:
+def lines(data: str | bytes, **options: Any) -> list[StatementLine]:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     return list(open_statement(io.BytesIO(raw), **options).lines)
 
