@@ -347,7 +347,8 @@ async def import_statement(
     except Exception as exc:
         # not the file's fault (database, bug): the statement must not stay `importing` forever;
         # the failed connection cannot say so, a fresh one (retried) does
-        log.exception("statement %s: import interrupted", result.statement_id)
+        # the exception's text may quote line data (payer names, accounts): only its type
+        log.error("statement %s: import interrupted (%s)", result.statement_id, type(exc).__name__)
         if not parsing.done():  # a database error while the next batch was being parsed
             with contextlib.suppress(BaseException):
                 await parsing
