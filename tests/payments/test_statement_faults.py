@@ -125,15 +125,19 @@ async def test_postgres_restart_mid_import_fails_the_statement_and_the_command_e
     path = tmp_path / "big.csv"
     path.write_bytes(bank_csv(rows))
     env = {**os.environ, "DATABASE_URL": url, "IMPORT_BATCH_SIZE": "500"}
-    command = await asyncio.to_thread(
-        subprocess.Popen,
-        [sys.executable, "-m", "services.payments.statements", "import", "--no-enqueue", path],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = [sys.executable, "-m", "services.payments.statements", "import", "--no-enqueue"]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*args, str(path)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    command = await asyncio.to_thread(start)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the first batches are committed
@@ -144,7 +148,7 @@ async def test_postgres_restart_mid_import_fails_the_statement_and_the_command_e
             await asyncio.sleep(0.05)
         assert listed and listed[0][1] == "importing"
         await asyncio.to_thread(
-            pgserver.pg_ctl,
+            pgserver.pg_ctl,  # type: ignore[attr-defined]
             ["-w", "-m", "fast", "restart"],
             pgdata=server.pgdata,
             user=server.system_user,
