@@ -1,4 +1,4 @@
-"""statement credit totals, duplicate attribution, import heartbeat (issue #10)
+"""statement credit totals, duplicate attribution, import heartbeat, format xls (issue #10)
 
 Revision ID: 0007
 Revises: 0004
@@ -16,7 +16,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_FORMATS = "'csv', 'xlsx', 'mt940', 'camt053'"
+
+
+def _format_check(formats: str) -> None:
+    op.drop_constraint(op.f("ck_statements_statement_format"), "statements", type_="check")
+    op.create_check_constraint(
+        op.f("ck_statements_statement_format"), "statements", f"format IN ({formats})"
+    )
+
+
 def upgrade() -> None:
+    _format_check(_FORMATS + ", 'xls'")
     op.add_column(
         "statements",
         sa.Column(
@@ -50,6 +61,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("UPDATE statements SET format = 'xlsx' WHERE format = 'xls'")  # append-only table
+    _format_check(_FORMATS)
     op.drop_table("statement_duplicates")
     op.drop_column("statements", "heartbeat_at")
     op.drop_column("statements", "credit_total")

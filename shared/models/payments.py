@@ -154,6 +154,7 @@ class OrderEvent(Base):
 class StatementFormat(enum.StrEnum):
     CSV = "csv"
     XLSX = "xlsx"
+    XLS = "xls"  # old binary Excel (issue #10)
     MT940 = "mt940"
     CAMT053 = "camt053"
 

@@ -587,8 +587,9 @@ def test_format_is_detected_from_the_content(data, expected):
 def test_unknown_or_unsupported_formats_are_rejected():
     with pytest.raises(StatementParseError, match="未知的文件格式"):
         open_statement(io.BytesIO(b"x"), format="pdf")
-    with pytest.raises(StatementParseError, match="xls"):
+    with pytest.raises(StatementParseError, match="XLS") as broken_xls:  # .xls is read (#10)
         open_statement(io.BytesIO(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100))
+    assert broken_xls.value.code == "bad_xls"
     with pytest.raises(StatementParseError, match=r"CAMT\.053"):
         open_statement(io.BytesIO(b'<?xml version="1.0"?><Document xmlns="urn:camt.054"/>'))
 

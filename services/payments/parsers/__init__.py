@@ -31,17 +31,16 @@ __all__ = [
     "open_statement",
 ]
 
-FORMATS = ("csv", "xlsx", "mt940", "camt053")
+FORMATS = ("csv", "xlsx", "xls", "mt940", "camt053")
 
 
 def detect_format(head: bytes, filename: str | None = None) -> str:
-    """Content sniffing on the first bytes: XML → camt053, `:20:` → mt940, zip → xlsx, else csv."""
+    """Content sniffing on the first bytes: XML → camt053, `:20:` → mt940, zip → xlsx, OLE2
+    (old binary Excel) → xls, else csv."""
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise StatementParseError(
-            "不支持旧版 Excel（.xls）文件，请另存为 .xlsx 或 CSV 后再导入", code="unknown_format"
-        )
+        return "xls"
     text = head.removeprefix(codecs.BOM_UTF8).lstrip()
     if text.startswith(b"<"):
         if b"camt.053" in head:
@@ -115,6 +114,12 @@ def _open(
         seekable = seekable_copy(head, stream, start)
         xlsx_profile, lines = open_xlsx(seekable, profile, owned=start is None, limits=limits)
         return ParsedStatement(format="xlsx", profile=xlsx_profile.name, lines=lines)
+    if kind == "xls":
+        from .tabular import open_xls
+
+        seekable = seekable_copy(head, stream, start)
+        xls_profile, lines = open_xls(seekable, profile, owned=start is None, limits=limits)
+        return ParsedStatement(format="xls", profile=xls_profile.name, lines=lines)
     if kind == "mt940":
         from .swift import read_mt940
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, BinaryIO
@@ -78,9 +79,13 @@ def _plain_amount(text: str | None) -> Decimal | None:
 class RowConverter:
     """Turns one data row (strings or XLSX cell values) into a StatementLine."""
 
-    def __init__(self, profile: CsvProfile, columns: dict[str, int]) -> None:
+    def __init__(
+        self, profile: CsvProfile, columns: dict[str, int], default_account: str | None = None
+    ) -> None:
         self.profile = profile
         self.columns = columns
+        self.default_account = default_account
+        self._amount_fields = tuple(f for f in ("credit", "debit", "amount") if f in columns)
         self._fast_index = tuple(columns.get(f, -1) for f in _FIELDS)
         self._default_currency = profile.default_currency.upper()
         self._irregular_fields = any(
@@ -119,7 +124,9 @@ class RowConverter:
             channel,
         ) = cells
         if not account_no:
-            raise _Irregular
+            if not self.default_account:
+                raise _Irregular
+            account_no = self.default_account
         credit = _plain_amount(credit_text or None)
         debit = _plain_amount(debit_text or None)
         if credit and not debit:
@@ -154,6 +161,9 @@ class RowConverter:
             channel=normalize_channel(channel) if channel else None,
         )
 
+    def has_no_amount(self, row: Sequence[Any]) -> bool:
+        return all(self._text(row, f) in (None, "-", "--", "—") for f in self._amount_fields)
+
     def _cell(self, row: Sequence[Any], field: str) -> Any:
         index = self.columns.get(field)
         if index is None or index >= len(row):
@@ -165,7 +175,7 @@ class RowConverter:
 
     def convert(self, row: Sequence[Any], line_no: int) -> StatementLine:
         profile = self.profile
-        account_no = self._text(row, "account_no")
+        account_no = self._text(row, "account_no") or self.default_account
         if account_no is None:
             raise StatementParseError(
                 "本方（收款）账号为空", line_no=line_no, code="missing_account"
@@ -249,6 +259,108 @@ def _is_empty(row: Sequence[Any]) -> bool:
     return all(clean_text(cell) is None for cell in row)
 
 
+MAX_PREAMBLE_ROWS = 30
+"""Non-empty rows above the header (账户名称：…, 账号：…, 查询日期…, `[HISTORYDETAIL]`)."""
+TOTAL_PREFIXES = ("合计", "总计", "小计", "累计", "本页合计", "本页小计", "本日合计", "本月合计")
+_PREAMBLE_ACCOUNT_RE = re.compile(
+    r"^(?:本方|查询|银行|单位|客户|企业)?(?:账号|帐号|账户号码|账户号|卡号)\s*[:：]?\s*(.*)$"
+)
+_ACCOUNT_VALUE_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z\- ]*")
+
+
+def preamble_account(rows: Sequence[Sequence[Any]]) -> str | None:
+    """The own account named above the header: `账号：6222…` in one cell, or `账号` / `账号：`
+    followed by the value in the next cell."""
+    for row in rows:
+        cells = [text for cell in row if (text := clean_text(cell)) is not None]
+        for index, cell in enumerate(cells):
+            match = _PREAMBLE_ACCOUNT_RE.match(cell)
+            if match is None:
+                continue
+            value = match.group(1).strip() or (cells[index + 1] if index + 1 < len(cells) else "")
+            found = _ACCOUNT_VALUE_RE.match(value)
+            if found is None:
+                continue
+            account = re.sub(r"[\s-]", "", found.group(0))
+            if sum(ch.isdigit() for ch in account) >= 6:
+                return account
+    return None
+
+
+def is_total_row(row: Sequence[Any]) -> bool:
+    """A totals row (合计, 本页合计 …) at the end of an export: not a transaction."""
+    for cell in row[:4]:
+        text = clean_text(cell)
+        if text is not None:
+            return text.startswith(TOTAL_PREFIXES)
+    return False
+
+
+def find_header(
+    rows: Iterator[Sequence[Any]], profile_name: str | None, limits: Limits, empty_message: str
+) -> tuple[CsvProfile, dict[str, int], str | None]:
+    """The header row is the first row a profile recognises, after at most `MAX_PREAMBLE_ROWS`
+    preamble rows; returns the profile, its columns and the preamble's own account. An
+    unrecognised file fails with the error of its first non-empty row."""
+    preamble: list[Sequence[Any]] = []
+    first_error: StatementParseError | None = None
+    blanks = 0
+    for row in rows:
+        if _is_empty(row):
+            blanks += 1
+            if blanks > limits.blank_rows:
+                raise too_many_blank_rows(limits)
+            continue
+        blanks = 0
+        try:
+            profile, columns = resolve_profile(row, profile_name)
+        except StatementParseError as exc:
+            if exc.code == "ambiguous_profile":
+                raise
+            first_error = first_error or exc
+            preamble.append(row)
+            if len(preamble) >= MAX_PREAMBLE_ROWS:
+                raise first_error from None
+            continue
+        account = preamble_account(preamble) if profile.account_in_preamble else None
+        return profile, columns, account
+    if first_error is not None:
+        raise first_error
+    raise StatementParseError(empty_message, code="empty_file")
+
+
+def _data_lines(
+    converter: RowConverter,
+    rows: Iterator[Sequence[Any]],
+    limits: Limits,
+    convert: Callable[[Any, int], StatementLine],
+    check_cells: bool,
+) -> Iterator[StatementLine]:
+    """Data rows → lines: empty rows skipped (bounded), totals rows skipped, and after a totals
+    row the footer's rows without any amount (制表人：…, 打印日期：…)."""
+    line_no = 0
+    blanks = 0
+    after_total = False
+    for row in rows:
+        if _is_empty(row):
+            blanks += 1
+            if blanks > limits.blank_rows:
+                raise too_many_blank_rows(limits)
+            continue
+        blanks = 0
+        if is_total_row(row):
+            after_total = True
+            continue
+        if after_total and converter.has_no_amount(row):
+            continue
+        line_no += 1
+        if line_no > limits.rows:
+            raise too_many_rows(limits)
+        if check_cells:
+            _check_cells(row, limits, line_no)
+        yield convert(row, line_no)
+
+
 def open_csv(
     head: bytes,
     stream: BinaryIO,
@@ -277,43 +389,19 @@ def open_csv(
                 f"CSV 格式错误（文件第 {reader.line_num} 行）：{exc}", code="bad_csv"
             ) from exc
 
+    rows = iter(next_row, None)
     try:
-        header, _skipped = _first_row(iter(next_row, None), limits)
-        profile, columns = resolve_profile(header, profile_name)
+        profile, columns, account = find_header(rows, profile_name, limits, "文件为空，没有表头行")
     except BaseException:
         text.close()
         raise
-    converter = RowConverter(profile, columns)
+    converter = RowConverter(profile, columns, account)
 
     def lines() -> Iterator[StatementLine]:
-        line_no = 0
-        blanks = 0
-        convert = converter.convert_text
         with text:
-            while (row := next_row()) is not None:
-                first = row[0].strip(_WS) if row else ""
-                if (not first or first[0] in "='") and _is_empty(row):
-                    blanks += 1
-                    if blanks > limits.blank_rows:
-                        raise too_many_blank_rows(limits)
-                    continue
-                blanks = 0
-                line_no += 1
-                if line_no > limits.rows:
-                    raise too_many_rows(limits)
-                yield convert(row, line_no)
+            yield from _data_lines(converter, rows, limits, converter.convert_text, False)
 
     return profile, lines()
-
-
-def _first_row(rows: Iterator[Sequence[Any]], limits: Limits) -> tuple[Sequence[Any], int]:
-    """The first non-empty row (the header) and the number of empty rows skipped before it."""
-    for skipped, row in enumerate(rows):
-        if not _is_empty(row):
-            return row, skipped
-        if skipped >= limits.blank_rows:
-            raise too_many_blank_rows(limits)
-    raise StatementParseError("文件为空，没有表头行", code="empty_file")
 
 
 def check_xlsx_parts(seekable: BinaryIO, limits: Limits) -> None:
@@ -390,40 +478,53 @@ def open_xlsx(
     try:
         sheet = workbook.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
-        try:
-            header, _skipped = _first_row(rows, limits)
-        except StatementParseError as exc:
-            if exc.code == "empty_file":
-                raise StatementParseError("工作表为空，没有表头行", code="empty_file") from None
-            raise
-        _check_cells(header, limits, 0)
-        profile, columns = resolve_profile(header, profile_name)
+        profile, columns, account = find_header(
+            rows, profile_name, limits, "工作表为空，没有表头行"
+        )
     except BaseException:
         workbook.close()
         if owned:
             seekable.close()
         raise
-    converter = RowConverter(profile, columns)
+    converter = RowConverter(profile, columns, account)
 
     def lines() -> Iterator[StatementLine]:
-        line_no = 0
-        blanks = 0
         try:
-            for row in rows:
-                if _is_empty(row):
-                    blanks += 1
-                    if blanks > limits.blank_rows:
-                        raise too_many_blank_rows(limits)
-                    continue
-                blanks = 0
-                line_no += 1
-                if line_no > limits.rows:
-                    raise too_many_rows(limits)
-                _check_cells(row, limits, line_no)
-                yield converter.convert(row, line_no)
+            yield from _data_lines(converter, rows, limits, converter.convert, True)
         finally:
             workbook.close()
             if owned:
                 seekable.close()
 
     return profile, lines()
+
+
+def open_xls(
+    seekable: BinaryIO,
+    profile_name: str | None,
+    *,
+    owned: bool,
+    limits: Limits | None = None,
+) -> tuple[CsvProfile, Iterator[StatementLine]]:
+    """Old binary Excel (`.xls`, BIFF8), first sheet, read with python-calamine (Rust). An .xls
+    sheet has at most 65,536 rows and the upload is capped, so reading it whole is bounded."""
+    from python_calamine import CalamineWorkbook
+
+    limits = limits or Limits()
+    try:
+        try:
+            workbook = CalamineWorkbook.from_filelike(seekable)
+            sheet = workbook.get_sheet_by_index(0)
+            rows = iter(sheet.to_python(skip_empty_area=False))
+        except Exception as exc:  # calamine's errors: CalamineError, ValueError, ...
+            raise StatementParseError(
+                "无法读取 XLS 文件（文件损坏或不是 Excel 97-2003 格式）", code="bad_xls"
+            ) from exc
+        profile, columns, account = find_header(
+            rows, profile_name, limits, "工作表为空，没有表头行"
+        )
+    finally:
+        if owned:
+            seekable.close()
+    converter = RowConverter(profile, columns, account)
+    return profile, _data_lines(converter, rows, limits, converter.convert, True)
