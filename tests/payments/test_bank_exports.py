@@ -565,3 +565,20 @@ def test_an_unknown_header_below_a_preamble_is_still_reported_on_the_first_row()
 
     assert error.value.code == "unknown_profile"
     assert "账号：123456789" in error.value.message
+
+
+async def test_an_xls_export_is_imported_through_the_api(payments_client: Any) -> None:
+    from shared.auth import Role
+    from tests.conftest import auth
+
+    _, rows, expected = BANKS[0]
+
+    response = await payments_client.post(
+        "/api/v1/statements",
+        files={"file": ("工行明细.xls", as_xls(rows))},
+        headers=auth(Role.IMPORTER),
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["format"], body["profile"], body["lines_total"]) == ("xls", "icbc", len(expected))
