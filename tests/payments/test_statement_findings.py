@@ -314,3 +314,16 @@ def test_the_same_transfer_has_the_same_key_in_csv_mt940_and_camt():
     assert keys == {"ref:6222:X77:C:88.00:2024-05-02"}
     assert lines(camt_file)[0].value_date is None
     assert lines(mt940_file)[0].value_date == date(2024, 5, 2)
+
+
+def test_mt940_swift_envelope_and_non_standard_fields_stay_out_of_the_remark():
+    data = (
+        "{1:F01BANKCNBJAXXX0000000000}{2:I940BANKCNBJXXXXN}{4:\n"
+        ":20:T\n:25:1234\n:60F:C240501CNY0,00\n:61:240502C10,00NTRFNONREF//R1\n:86:a8k3pq\n"
+        ":NS:22 internal\n-}{5:{CHK:123456789ABC}}\n"
+    )
+
+    ((line, key),) = keyed(data)
+
+    assert summary(line) == ("credit", Decimal("10.00"), "1234", "R1", "a8k3pq")
+    assert key == "ref:1234:R1:C:10.00:2024-05-02"
