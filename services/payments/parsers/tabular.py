@@ -580,7 +580,8 @@ def _open_with_calamine(
         try:
             workbook = CalamineWorkbook.from_filelike(seekable)
             sheet = workbook.get_sheet_by_index(0)
-            rows = iter(sheet.to_python(skip_empty_area=False))
+            cells = sheet.height * sheet.width
+            rows = sheet.iter_rows()  # row lists made one at a time
         except Exception as exc:  # calamine's errors: CalamineError, ValueError, ...
             if kind == "xlsx":
                 raise StatementParseError(
@@ -589,6 +590,8 @@ def _open_with_calamine(
             raise StatementParseError(
                 "无法读取 XLS 文件（文件损坏或不是 Excel 97-2003 格式）", code="bad_xls"
             ) from exc
+        if cells > CALAMINE_MAX_CELLS * 4:  # an .xls whose used range is mostly void
+            raise too_many_rows(limits)
         profile, columns, account = find_header(
             rows, profile_name, limits, "工作表为空，没有表头行"
         )
