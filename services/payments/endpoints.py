@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.payments import service
@@ -24,12 +24,14 @@ from services.payments.schemas import (
     SupplierIn,
     SupplierOut,
 )
+from services.payments.uploads import UPLOAD_OPENAPI, read_statement_upload
 from shared import idempotency
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import ValidationFailed
 from shared.models.payments import ReviewReason, ReviewStatus, StatementFormat
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.settings import get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -115,31 +117,34 @@ async def cancel_order(
     return await service.order_out(session, order)
 
 
-@router.post("/statements", status_code=201)
-async def import_statement_file(
-    principal: Importer,
-    file: Annotated[UploadFile, File(description="the bank's statement file")],
-    format: Annotated[str | None, Form()] = None,
-    profile: Annotated[str | None, Form(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$")] = None,
-) -> StatementImportOut:
-    """Stream the upload (Starlette spooled it to a temporary file) through the importer; each
-    batch commits on its own and is handed to the matcher after commit."""
-    if format is not None and format not in {f.value for f in StatementFormat}:
-        raise ValidationFailed.at(
-            ["body", "format"], "格式只能是 csv、xlsx、mt940 或 camt053", code="unknown_format"
-        )
-    trigger = MatchingTrigger()
+@router.post("/statements", status_code=201, openapi_extra=UPLOAD_OPENAPI)
+async def import_statement_file(request: Request, principal: Importer) -> StatementImportOut:
+    """multipart `file`, optional `format` and `profile`. The body is read here, after the role
+    check, capped at `IMPORT_MAX_UPLOAD_BYTES` (413) while it streams to a temporary file; then
+    it goes through the importer (parsing in a thread); each batch commits on its own and is
+    handed to the matcher after commit."""
+    upload = await read_statement_upload(request, get_settings().import_max_upload_bytes)
     try:
-        result = await import_statement(
-            file.file,
-            filename=file.filename or "statement",
-            actor_sub=principal.sub,
-            format=format,
-            profile=profile or None,
-            on_batch_committed=trigger,
-        )
+        if upload.format is not None and upload.format not in {f.value for f in StatementFormat}:
+            raise ValidationFailed.at(
+                ["body", "format"],
+                "格式只能是 csv、xlsx、xls、mt940 或 camt053",
+                code="unknown_format",
+            )
+        trigger = MatchingTrigger()
+        try:
+            result = await import_statement(
+                upload.file.file,
+                filename=upload.file.filename or "statement",
+                actor_sub=principal.sub,
+                format=upload.format,
+                profile=upload.profile,
+                on_batch_committed=trigger,
+            )
+        finally:
+            await asyncio.to_thread(trigger.flush)
     finally:
-        await asyncio.to_thread(trigger.flush)
+        await upload.close()
     return StatementImportOut(**asdict(result))
 
 

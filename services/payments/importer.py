@@ -11,9 +11,15 @@ commit), so matching runs while the rest of the file is still being read.
 
 A parse error midway (a broken row): the lines of the batches before it, and the valid lines of
 its own batch before the broken row, stay stored (they are real bank credits and get matched);
-the statement is marked `failed` with the parser's message, and the caller gets a 422. The bank's
-corrected file can then be imported again: its lines that were already stored are counted as
-duplicates thanks to the dedupe keys, the rest are added.
+the statement is marked `failed` with the parser's message, and the caller gets a 422 (413 for a
+file past a limit: `Limits`, from the `IMPORT_MAX_*` settings). The bank's corrected file can then
+be imported again: its lines that were already stored are counted as duplicates thanks to the
+dedupe keys, the rest are added.
+
+A database failure midway marks the statement `failed` on a fresh connection (retried while the
+database comes back) and raises `StatementImportInterrupted` (503); `fail_stale_imports` is the
+sweep for importers that died outright. Hashing, opening and parsing run in threads; enqueueing
+the matcher runs in a background thread (`enqueue_matching_nowait`), never in the request.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +38,9 @@ from typing import Any, BinaryIO
 
 from services.payments import repository
 from services.payments.parsers import (
+    LIMIT_CODES,
+    Limits,
+    ParsedStatement,
     StatementLine,
     StatementParseError,
     dedupe_keys,
@@ -54,6 +65,41 @@ class StatementImportFailed(DomainError):
     status = 422
     code = "statement_unreadable"
     title = "Statement could not be imported"
+
+
+class StatementTooLarge(StatementImportFailed):
+    """The file is past one of the import limits (rows, cell length, XML elements, XLSX
+    uncompressed size); the statement is `failed`."""
+
+    status = 413
+    code = "statement_too_large"
+    title = "Statement too large"
+
+
+class StatementImportInterrupted(DomainError):
+    """Not the file's fault: the database (or a bug) interrupted the import. The statement is
+    marked `failed` (on a fresh connection, retried while the database comes back); the lines
+    of committed batches stay stored, and importing the file again adds only the rest."""
+
+    status = 503
+    code = "import_interrupted"
+    title = "Statement import interrupted"
+
+
+def import_failure(error: StatementParseError, extra: dict[str, Any]) -> StatementImportFailed:
+    cls = StatementTooLarge if error.code in LIMIT_CODES else StatementImportFailed
+    return cls(str(error), code=error.code, extra=extra)
+
+
+def limits_from_settings() -> Limits:
+    settings = get_settings()
+    return Limits(
+        rows=settings.import_max_rows,
+        cell_chars=settings.import_max_cell_chars,
+        xml_elements=settings.import_max_xml_elements,
+        uncompressed_bytes=settings.import_max_uncompressed_bytes,
+        blank_rows=settings.import_max_blank_rows,
+    )
 
 
 @dataclass
@@ -177,6 +223,49 @@ async def _mark_failed(statement_id: int, message: str) -> None:
         )
 
 
+MARK_FAILED_ATTEMPTS = 20
+
+
+async def mark_failed_fresh(statement_id: int, message: str, *, attempts: int = 0) -> bool:
+    """Mark a statement failed after a database failure: on a connection of its own (never the
+    pool's, whose connections may all be dead after a restart), retried with back-off while the
+    database comes back (about a minute). False when it never came back: the lease sweep
+    (`fail_stale_imports`) then fails the statement later."""
+    from sqlalchemy import update
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(get_settings().database_url, poolclass=NullPool)
+    delay = 0.2
+    try:
+        for _ in range(attempts or MARK_FAILED_ATTEMPTS):
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        update(Statement)
+                        .where(Statement.id == statement_id, Statement.status == STATUS_IMPORTING)
+                        .values(status=STATUS_FAILED, error=message, finished_at=datetime.now(UTC))
+                    )
+                return True
+            except Exception:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return False
+    finally:
+        await engine.dispose()
+
+
+async def fail_stale_imports(lease_seconds: float | None = None) -> list[int]:
+    """The sweep: statements `importing` whose last committed batch is older than the lease
+    (`IMPORT_LEASE_SECONDS`) are failed (their importer died)."""
+    lease = get_settings().import_lease_seconds if lease_seconds is None else lease_seconds
+    async with unit_of_work() as session:
+        ids = await repository.fail_stale_imports(session, lease)
+    if ids:
+        log.warning("failed %s statement(s) stuck in importing past the lease: %s", len(ids), ids)
+    return ids
+
+
 async def import_statement(
     stream: BinaryIO,
     *,
@@ -191,20 +280,27 @@ async def import_statement(
     after recording the statement as failed when the file cannot be read."""
     size = batch_size or get_settings().import_batch_size
     filename = filename[:300]
-    sha256 = file_sha256(stream)
+    limits = limits_from_settings()
+
+    def open_file() -> tuple[str, ParsedStatement]:  # file work and headers: off the event loop
+        digest = file_sha256(stream)
+        return digest, open_statement(
+            stream, format=format, profile=profile, filename=filename, limits=limits
+        )
+
     try:
-        parsed = open_statement(stream, format=format, profile=profile, filename=filename)
+        sha256, parsed = await asyncio.to_thread(open_file)
     except StatementParseError as exc:
-        fmt = _guess_format(stream, format, filename)
+        fmt = await asyncio.to_thread(_guess_format, stream, format, filename)
         sid = await _add_failed_statement(
             filename=filename,
             fmt=fmt,
             profile=profile,
-            sha256=sha256,
+            sha256=await asyncio.to_thread(file_sha256, stream),
             actor_sub=actor_sub,
             error=exc,
         )
-        raise StatementImportFailed(str(exc), code=exc.code, extra={"statement_id": sid}) from exc
+        raise import_failure(exc, {"statement_id": sid}) from exc
 
     async with unit_of_work() as session:
         statement = await repository.add_statement(
@@ -241,7 +337,12 @@ async def import_statement(
                     session, result.statement_id, records
                 )
                 await repository.add_statement_counts(
-                    session, result.statement_id, total=len(records), new=new, ignored=ignored
+                    session,
+                    result.statement_id,
+                    total=len(records),
+                    new=new,
+                    ignored=ignored,
+                    credit=sum((r[5] for r in records if r[4] == "credit"), Decimal(0)),
                 )
             result.lines_total += len(records)
             result.lines_new += new
@@ -249,31 +350,32 @@ async def import_statement(
             result.lines_ignored += ignored
             if on_batch_committed is not None and new > ignored:
                 on_batch_committed(result.statement_id)
-    except Exception:
-        # not the file's fault (database, bug): the statement must not stay `importing` forever
-        with contextlib.suppress(Exception):
-            await _mark_failed(result.statement_id, "导入中断（系统错误），请稍后重新导入")
-        raise
-    finally:
+        if error is not None:
+            await _mark_failed(result.statement_id, str(error))
+        else:
+            async with unit_of_work() as session:
+                await repository.update_statement(
+                    session,
+                    result.statement_id,
+                    status=STATUS_IMPORTED,
+                    finished_at=datetime.now(UTC),
+                )
+    except Exception as exc:
+        # not the file's fault (database, bug): the statement must not stay `importing` forever;
+        # the failed connection cannot say so, a fresh one (retried) does
+        # the exception's text may quote line data (payer names, accounts): only its type
+        log.error("statement %s: import interrupted (%s)", result.statement_id, type(exc).__name__)
         if not parsing.done():  # a database error while the next batch was being parsed
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 await parsing
+        message = str(error) if error is not None else "导入中断（系统错误），请稍后重新导入"
+        await mark_failed_fresh(result.statement_id, message)
+        raise StatementImportInterrupted(
+            "导入中断（数据库或系统错误），已保存的流水保留；请稍后重新导入同一文件",
+            extra=_summary(result),
+        ) from exc
     if error is not None:
-        await _mark_failed(result.statement_id, str(error))
-        raise StatementImportFailed(
-            str(error),
-            code=error.code,
-            extra={
-                "statement_id": result.statement_id,
-                "lines_total": result.lines_total,
-                "lines_new": result.lines_new,
-                "lines_duplicate": result.lines_duplicate,
-            },
-        )
-    async with unit_of_work() as session:
-        await repository.update_statement(
-            session, result.statement_id, status=STATUS_IMPORTED, finished_at=datetime.now(UTC)
-        )
+        raise import_failure(error, _summary(result))
     result.status = STATUS_IMPORTED
     log.info(
         "statement %s imported: %s lines, %s new, %s duplicate, %s ignored",
@@ -284,6 +386,42 @@ async def import_statement(
         result.lines_ignored,
     )
     return result
+
+
+def _summary(result: ImportResult) -> dict[str, Any]:
+    return {
+        "statement_id": result.statement_id,
+        "lines_total": result.lines_total,
+        "lines_new": result.lines_new,
+        "lines_duplicate": result.lines_duplicate,
+    }
+
+
+_enqueue_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue-matching")
+_enqueue_lock = threading.Lock()
+_enqueue_queued = False
+
+
+def enqueue_matching_nowait() -> None:
+    """Enqueue `payments.match_pending` from a background thread and return at once: with the
+    broker down, the send retries for many seconds, and neither the event loop nor the import
+    may wait for it. One send running and one queued are enough (the task drains every pending
+    line); the beat safety net covers a send that fails."""
+    global _enqueue_queued
+    with _enqueue_lock:
+        if _enqueue_queued:
+            return
+        _enqueue_queued = True
+    _enqueue_executor.submit(_send_matching)
+
+
+def _send_matching() -> None:
+    global _enqueue_queued
+    from services.payments.tasks import enqueue_matching
+
+    with _enqueue_lock:
+        _enqueue_queued = False
+    enqueue_matching()
 
 
 class MatchingTrigger:
@@ -308,7 +446,5 @@ class MatchingTrigger:
             self._send()
 
     def _send(self) -> None:
-        from services.payments.tasks import enqueue_matching
-
         self._owed = False
-        enqueue_matching()
+        enqueue_matching_nowait()

@@ -134,7 +134,13 @@ async def update_statement(session: AsyncSession, statement_id: int, **values: A
 
 
 async def add_statement_counts(
-    session: AsyncSession, statement_id: int, *, total: int, new: int, ignored: int
+    session: AsyncSession,
+    statement_id: int,
+    *,
+    total: int,
+    new: int,
+    ignored: int,
+    credit: Decimal = Decimal(0),
 ) -> None:
     await session.execute(
         update(Statement)
@@ -144,8 +150,50 @@ async def add_statement_counts(
             lines_new=Statement.lines_new + new,
             lines_duplicate=Statement.lines_duplicate + (total - new),
             lines_ignored=Statement.lines_ignored + ignored,
+            credit_total=Statement.credit_total + credit,
+            heartbeat_at=func.now(),
         )
     )
+
+
+_CREDIT_AMOUNTS = text(
+    """
+    SELECT outcome, sum(amount) FROM (
+        SELECT t.outcome, t.amount FROM bank_transactions t
+         WHERE t.statement_id = :statement_id AND t.direction = 'credit'
+        UNION ALL
+        SELECT t.outcome, t.amount * d.lines FROM statement_duplicates d
+          JOIN bank_transactions t ON t.id = d.bank_transaction_id
+         WHERE d.statement_id = :statement_id AND t.direction = 'credit'
+    ) lines GROUP BY outcome
+    """
+)
+
+
+async def credit_amounts(session: AsyncSession, statement_id: int) -> dict[str, Decimal]:
+    """The credit lines of a statement's file by their outcome today, amounts summed: its own
+    lines, plus the lines it repeated (duplicates), at the outcome of the stored line."""
+    rows = await session.execute(_CREDIT_AMOUNTS, {"statement_id": statement_id})
+    return {str(outcome): Decimal(total) for outcome, total in rows}
+
+
+_FAIL_STALE_IMPORTS = text(
+    """
+    UPDATE statements
+       SET status = 'failed', finished_at = now(),
+           error = '导入中断（超过租约时间未完成），请重新导入；已保存的流水不会重复'
+     WHERE status = 'importing'
+       AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => :lease)
+    RETURNING id
+    """
+)
+
+
+async def fail_stale_imports(session: AsyncSession, lease_seconds: float) -> list[int]:
+    """Statements left `importing` (a crashed importer) whose last batch is older than the lease:
+    marked failed; returns their ids."""
+    rows = await session.execute(_FAIL_STALE_IMPORTS, {"lease": lease_seconds})
+    return [int(r[0]) for r in rows]
 
 
 async def outcome_counts(session: AsyncSession, statement_id: int) -> dict[str, int]:
@@ -210,10 +258,23 @@ _INSERT_IMPORTED = text(
           ) c
          ORDER BY l.line_no
         ON CONFLICT (dedupe_key) DO NOTHING
-        RETURNING id, outcome
+        RETURNING id, outcome, dedupe_key
     ), queued AS (
         INSERT INTO match_queue (bank_transaction_id)
         SELECT id FROM ins WHERE outcome = 'pending'
+    ), dups AS (
+        -- every line not inserted is a copy of a stored line: remember which (the statement's
+        -- credits are then all accounted for); `b` is the snapshot before `ins`
+        INSERT INTO statement_duplicates (statement_id, bank_transaction_id, lines)
+        SELECT CAST(:statement_id AS bigint), coalesce(i.id, b.id),
+               g.n - CASE WHEN i.id IS NULL THEN 0 ELSE 1 END
+          FROM (SELECT dedupe_key, count(*) AS n FROM import_lines GROUP BY dedupe_key) g
+          LEFT JOIN ins i ON i.dedupe_key = g.dedupe_key
+          LEFT JOIN bank_transactions b ON b.dedupe_key = g.dedupe_key
+         WHERE coalesce(i.id, b.id) IS NOT NULL
+           AND g.n - CASE WHEN i.id IS NULL THEN 0 ELSE 1 END > 0
+        ON CONFLICT (statement_id, bank_transaction_id)
+        DO UPDATE SET lines = statement_duplicates.lines + EXCLUDED.lines
     )
     SELECT count(*) AS new, count(*) FILTER (WHERE outcome = 'ignored') AS ignored FROM ins
     """

@@ -152,6 +152,10 @@ class StatementOut(BaseModel):
     unmatched: int
     pending: int
     ignored: int
+    credit_total: MoneyOut
+    """Every credit line of the file (duplicates and ignored ones included)."""
+    amounts: dict[str, MoneyOut]
+    """The credit lines by outcome, summed: adds up to `credit_total`."""
 
 
 class ReviewCaseBrief(BaseModel):

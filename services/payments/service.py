@@ -382,6 +382,7 @@ async def statement_view(session: AsyncSession, statement_id: int) -> StatementO
     if statement is None:
         raise NotFound("对账单不存在", code="statement_not_found")
     counts = await repository.outcome_counts(session, statement_id)
+    amounts = await repository.credit_amounts(session, statement_id)
     return StatementOut(
         statement_id=statement.id,
         filename=statement.filename,
@@ -394,6 +395,8 @@ async def statement_view(session: AsyncSession, statement_id: int) -> StatementO
         lines_duplicate=statement.lines_duplicate,
         lines_ignored=statement.lines_ignored,
         **{str(o): counts.get(str(o), 0) for o in TxOutcome},
+        credit_total=statement.credit_total,
+        amounts={str(o): amounts.get(str(o), Decimal(0)) for o in TxOutcome},
     )
 
 

@@ -3,21 +3,29 @@
     python -m services.payments.statements import FILE [--format F] [--profile P]
 
 Prints the JSON summary (`statement_id`, `lines_total`, `lines_new`, `lines_duplicate`, ...) and
-enqueues matching after each committed batch. Exit status 0 on success, 2 when the file cannot
-be read (the statement is then recorded as failed; see `importer`).
+enqueues matching after each committed batch. Exit status 0 on success, 2 with a JSON summary
+(`error`, `code`, and `statement_id` and the counts when a statement was recorded) when the file
+cannot be read or is past a limit, and when the database failed during the import (the statement
+is then marked failed on a fresh connection; see `importer`). Never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from dataclasses import asdict
 from typing import BinaryIO
 
-from services.payments.importer import MatchingTrigger, StatementImportFailed, import_statement
+from services.payments.importer import (
+    MatchingTrigger,
+    StatementImportFailed,
+    StatementImportInterrupted,
+    import_statement,
+)
 from services.payments.parsers import FORMATS
 from shared.db import dispose_engine
 from shared.masking import configure_logging
@@ -39,13 +47,18 @@ async def _run(
             profile=profile,
             on_batch_committed=trigger,
         )
-    except StatementImportFailed as exc:
+    except (StatementImportFailed, StatementImportInterrupted) as exc:
         print(json.dumps({"error": exc.detail, "code": exc.code, **exc.extra}, ensure_ascii=False))
+        return 2
+    except Exception as exc:  # the database unreachable before the statement was recorded
+        summary = {"error": f"导入失败：{type(exc).__name__}", "code": "import_interrupted"}
+        print(json.dumps(summary, ensure_ascii=False))
         return 2
     finally:
         if trigger is not None:
             trigger.flush()
-        await dispose_engine()
+        with contextlib.suppress(Exception):
+            await dispose_engine()
     print(json.dumps(asdict(result), ensure_ascii=False))
     return 0
 

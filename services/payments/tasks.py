@@ -17,8 +17,20 @@ MAX_BATCHES_PER_TASK = 1000
 def match_pending() -> dict[str, int]:
     """Match pending bank lines batch by batch until none is left to claim (also the 60 s beat
     safety net). Several workers may run it at once: batches are claimed with SKIP LOCKED."""
+    run_async(_sweep_stale_imports())
     result = run_async(matching.match_pending(max_batches=MAX_BATCHES_PER_TASK))
     return {"claimed": result.claimed, **result.outcomes}
+
+
+async def _sweep_stale_imports() -> None:
+    """Statements stuck in `importing` past the lease (their importer died) are failed; riding
+    on the matcher's 60 s beat. A failure here never stops matching."""
+    from services.payments.importer import fail_stale_imports
+
+    try:
+        await fail_stale_imports()
+    except Exception:
+        log.warning("sweep of stale statement imports failed; retried on the next run")
 
 
 def enqueue_matching() -> None:

@@ -52,6 +52,7 @@ from shared.models.payments import (
     TxOutcome,
 )
 from shared.models.policy import FilingReopening, Policy
+from shared.models.statements import StatementDuplicate
 
 __all__ = [
     "OPEN_ORDER_STATUSES",
@@ -96,6 +97,7 @@ __all__ = [
     "SmsOutbox",
     "SmsStatus",
     "Statement",
+    "StatementDuplicate",
     "StatementFormat",
     "SummaryStatus",
     "Supplier",

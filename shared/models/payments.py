@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -153,6 +154,7 @@ class OrderEvent(Base):
 class StatementFormat(enum.StrEnum):
     CSV = "csv"
     XLSX = "xlsx"
+    XLS = "xls"  # old binary Excel (issue #10)
     MT940 = "mt940"
     CAMT053 = "camt053"
 
@@ -175,6 +177,10 @@ class Statement(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[CreatedAt]
     finished_at: Mapped[datetime | None]
+    # the sum of the credit lines read from the file (duplicates and ignored ones included)
+    credit_total: Mapped[Decimal] = mapped_column(Numeric(20, 2), server_default="0")
+    # renewed by every committed batch; an `importing` statement past its lease is failed
+    heartbeat_at: Mapped[datetime | None]
 
 
 class TxOutcome(enum.StrEnum):

@@ -9,6 +9,7 @@ import itertools
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -40,7 +41,7 @@ def sample_text() -> str:
     return sample_bytes("statement_bank_export.csv").decode("gbk")
 
 
-def parse(data: bytes, **options: str) -> list[StatementLine]:
+def parse(data: bytes, **options: Any) -> list[StatementLine]:
     return list(open_statement(io.BytesIO(data), **options).lines)
 
 
@@ -586,8 +587,9 @@ def test_format_is_detected_from_the_content(data, expected):
 def test_unknown_or_unsupported_formats_are_rejected():
     with pytest.raises(StatementParseError, match="未知的文件格式"):
         open_statement(io.BytesIO(b"x"), format="pdf")
-    with pytest.raises(StatementParseError, match="xls"):
+    with pytest.raises(StatementParseError, match="XLS") as broken_xls:  # .xls is read (#10)
         open_statement(io.BytesIO(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100))
+    assert broken_xls.value.code == "bad_xls"
     with pytest.raises(StatementParseError, match=r"CAMT\.053"):
         open_statement(io.BytesIO(b'<?xml version="1.0"?><Document xmlns="urn:camt.054"/>'))
 
@@ -599,7 +601,7 @@ def test_duplicate_line_in_the_csv_gets_the_same_key():
     keyed = list(dedupe_keys(parse(sample_bytes("statement_bank_export.csv"))))
 
     keys = [key for _, key in keyed]
-    assert keys[10] == keys[0] == "ref:35000188110503337:2024040110000001"
+    assert keys[10] == keys[0] == "ref:35000188110503337:2024040110000001:C:110.00:2024-04-01"
     assert len(set(keys)) == 10
 
 
@@ -627,7 +629,9 @@ def test_identical_lines_without_bank_ref_are_two_transactions():
 def test_dedupe_key_ignores_occurrence_when_the_bank_gives_a_ref():
     (line,) = parse(generic_csv(valid_row("5.00", "R1")))
 
-    assert dedupe_key(line, 1) == dedupe_key(line, 7) == "ref:35000188110503337:R1"
+    assert (
+        dedupe_key(line, 1) == dedupe_key(line, 7) == "ref:35000188110503337:R1:C:5.00:2024-04-01"
+    )
 
 
 def test_mt940_and_camt_copies_have_the_keys_of_the_csv_lines():
@@ -636,12 +640,12 @@ def test_mt940_and_camt_copies_have_the_keys_of_the_csv_lines():
     camt_keys = [key for _, key in dedupe_keys(parse(sample_bytes("statement_camt053.xml")))]
 
     assert mt940_keys == [
-        "ref:35000188110513579:2024040210000004",
-        "ref:35000188110513579:2024040310000005",
+        "ref:35000188110513579:2024040210000004:C:20000.00:2024-04-02",
+        "ref:35000188110513579:2024040310000005:C:16000.00:2024-04-03",
     ]
     assert camt_keys == [
-        "ref:35000188110512345:2024040110000003",
-        "ref:35000188110514680:2024041610000006",
+        "ref:35000188110512345:2024040110000003:C:19800.00:2024-04-01",
+        "ref:35000188110514680:2024041610000006:C:15000.00:2024-04-16",
     ]
     assert set(mt940_keys) <= csv_keys
     assert set(camt_keys) <= csv_keys

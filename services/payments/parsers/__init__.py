@@ -11,14 +11,17 @@ import codecs
 from typing import BinaryIO
 
 from .dedupe import dedupe_key, dedupe_keys
+from .limits import LIMIT_CODES, Limits
 from .models import ParsedStatement, StatementLine, StatementParseError
 from .profiles import PROFILES, CsvProfile
-from .streams import HEAD_SIZE, detect_encoding, seekable_copy
+from .streams import HEAD_SIZE, detect_encoding, detect_swift_encoding, seekable_copy
 
 __all__ = [
     "FORMATS",
+    "LIMIT_CODES",
     "PROFILES",
     "CsvProfile",
+    "Limits",
     "ParsedStatement",
     "StatementLine",
     "StatementParseError",
@@ -28,17 +31,16 @@ __all__ = [
     "open_statement",
 ]
 
-FORMATS = ("csv", "xlsx", "mt940", "camt053")
+FORMATS = ("csv", "xlsx", "xls", "mt940", "camt053")
 
 
 def detect_format(head: bytes, filename: str | None = None) -> str:
-    """Content sniffing on the first bytes: XML → camt053, `:20:` → mt940, zip → xlsx, else csv."""
+    """Content sniffing on the first bytes: XML → camt053, `:20:` → mt940, zip → xlsx, OLE2
+    (old binary Excel) → xls, else csv."""
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise StatementParseError(
-            "不支持旧版 Excel（.xls）文件，请另存为 .xlsx 或 CSV 后再导入", code="unknown_format"
-        )
+        return "xls"
     text = head.removeprefix(codecs.BOM_UTF8).lstrip()
     if text.startswith(b"<"):
         if b"camt.053" in head:
@@ -57,6 +59,7 @@ def open_statement(
     format: str | None = None,
     profile: str | None = None,
     filename: str | None = None,
+    limits: Limits | None = None,
 ) -> ParsedStatement:
     """Open a statement for lazy reading.
 
@@ -64,7 +67,10 @@ def open_statement(
     profile is detected from the header row when `profile` is None (MT940 and CAMT.053 have
     no column profiles: `profile` is ignored for them). Header problems raise
     StatementParseError here; row problems raise it while iterating `lines`, with `line_no`.
-    `filename` is only used in messages. The stream must stay open while `lines` is consumed.
+    `filename` is only used in messages. `limits` (rows, cell length, XML elements, XLSX
+    uncompressed size, blank rows) are enforced while streaming; a file past one is refused with
+    one of `LIMIT_CODES` (blank rows: `too_many_blank_rows`). The stream must stay open while
+    `lines` is consumed.
     When opening fails, a seekable stream is put back at its starting position.
     """
     if format is not None and format not in FORMATS:
@@ -81,7 +87,8 @@ def open_statement(
             f"文件{f'“{filename}”' if filename else ''}为空", code="empty_file"
         )
     try:
-        return _open(head, stream, start, format or detect_format(head, filename), profile)
+        kind = format or detect_format(head, filename)
+        return _open(head, stream, start, kind, profile, limits or Limits())
     except StatementParseError:
         if start is not None:  # leave a seekable upload where it was, e.g. for re-sniffing
             stream.seek(start)
@@ -89,25 +96,38 @@ def open_statement(
 
 
 def _open(
-    head: bytes, stream: BinaryIO, start: int | None, kind: str, profile: str | None
+    head: bytes,
+    stream: BinaryIO,
+    start: int | None,
+    kind: str,
+    profile: str | None,
+    limits: Limits,
 ) -> ParsedStatement:
     if kind == "csv":
         from .tabular import open_csv
 
-        csv_profile, lines = open_csv(head, stream, detect_encoding(head), profile)
+        csv_profile, lines = open_csv(head, stream, detect_encoding(head), profile, limits)
         return ParsedStatement(format="csv", profile=csv_profile.name, lines=lines)
     if kind == "xlsx":
         from .tabular import open_xlsx
 
         seekable = seekable_copy(head, stream, start)
-        xlsx_profile, lines = open_xlsx(seekable, profile, owned=start is None)
+        xlsx_profile, lines = open_xlsx(seekable, profile, owned=start is None, limits=limits)
         return ParsedStatement(format="xlsx", profile=xlsx_profile.name, lines=lines)
+    if kind == "xls":
+        from .tabular import open_xls
+
+        seekable = seekable_copy(head, stream, start)
+        xls_profile, lines = open_xls(seekable, profile, owned=start is None, limits=limits)
+        return ParsedStatement(format="xls", profile=xls_profile.name, lines=lines)
     if kind == "mt940":
         from .swift import read_mt940
 
         return ParsedStatement(
-            format="mt940", profile=None, lines=read_mt940(head, stream, detect_encoding(head))
+            format="mt940",
+            profile=None,
+            lines=read_mt940(head, stream, detect_swift_encoding(head), limits),
         )
     from .camt import read_camt053
 
-    return ParsedStatement(format="camt053", profile=None, lines=read_camt053(head, stream))
+    return ParsedStatement(format="camt053", profile=None, lines=read_camt053(head, stream, limits))

@@ -3,22 +3,29 @@
 `lxml.etree.iterparse` walks the file; each `Ntry` is converted when it closes and then freed,
 so memory stays flat. Elements are matched by local name, so every schema version (they differ
 in namespace and in a few wrappers such as `Dbtr/Pty/Nm` vs `Dbtr/Nm`) is read by one code path.
-Entries not booked (`Sts` other than BOOK, e.g. PDNG) are skipped.
+Entries not booked (`Sts` other than BOOK, e.g. PDNG) are skipped; an entry without `Sts` is
+booked. Amounts are the booked ones, in the account's currency (see `_split`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, time
+from decimal import Decimal
 from typing import BinaryIO
 
 from lxml import etree
 
+from shared.money import CENT
+
+from .limits import Limits, too_many_elements, too_many_rows
 from .models import StatementLine, StatementParseError
 from .streams import ChainedStream
-from .values import SHANGHAI, aware, parse_amount
+from .values import AMOUNT_DIGITS, SHANGHAI, aware
 
 _Element = etree._Element
+_AMOUNT_RE = re.compile(r"\d{1,20}(?:\.\d{1,10})?")
 
 
 def _local(element: _Element) -> str:
@@ -79,8 +86,28 @@ def _date_or_time(element: _Element | None, line_no: int) -> datetime | None:
 
 
 def _is_booked(entry: _Element) -> bool:
-    status = _text(entry, "Sts", "Cd") or _text(entry, "Sts") or ""
+    """BOOK, or no `Sts` at all (a camt.053 reports booked entries by definition)."""
+    status = _text(entry, "Sts", "Cd") or _text(entry, "Sts") or "BOOK"
     return status.upper() == "BOOK"
+
+
+def camt_amount(element: _Element, line_no: int) -> Decimal:
+    """An ISO 20022 amount: more decimals are accepted when they are zeros (`8.850`), never
+    when they carry fractions of a cent (`8.855`)."""
+    raw = _content(element)
+    if raw is None or not _AMOUNT_RE.fullmatch(raw):
+        raise StatementParseError(f"金额“{raw or ''}”无效", line_no=line_no, code="bad_amount")
+    amount = Decimal(raw)
+    cents = amount.quantize(CENT)
+    if cents != amount:
+        raise StatementParseError(f"金额“{raw}”超过两位小数", line_no=line_no, code="bad_amount")
+    if cents <= 0:
+        raise StatementParseError(f"金额“{raw}”无效", line_no=line_no, code="bad_amount")
+    if cents.adjusted() >= AMOUNT_DIGITS:
+        raise StatementParseError(
+            f"金额“{raw}”超出系统允许的范围", line_no=line_no, code="bad_amount"
+        )
+    return cents
 
 
 def _channel(entry: _Element) -> str | None:
@@ -119,6 +146,33 @@ class _Statement:
         self.currency: str | None = None
 
 
+def _tx_amount(tx: _Element) -> _Element | None:
+    amount = _child(tx, "Amt")
+    if amount is None:
+        amount = _child(tx, "AmtDtls", "TxAmt", "Amt")
+    return amount
+
+
+def _split(
+    details: list[_Element], entry_amount: Decimal, currency: str, line_no: int
+) -> list[tuple[_Element | None, Decimal]]:
+    """The lines of an entry, each with its amount in the account's currency. A single `TxDtls`
+    takes the booked `Ntry/Amt` (its own amount may be the instructed one, in another currency);
+    several are split only when each has an amount in the entry's currency and they add up to
+    the entry amount; otherwise the entry is one line."""
+    if len(details) <= 1:
+        return [(details[0] if details else None, entry_amount)]
+    parts: list[tuple[_Element | None, Decimal]] = []
+    for index, tx in enumerate(details):
+        element = _tx_amount(tx)
+        if element is None or (element.get("Ccy") or currency).upper() != currency:
+            return [(None, entry_amount)]
+        parts.append((tx, camt_amount(element, line_no + index + 1)))
+    if sum(amount for _, amount in parts) != entry_amount:
+        return [(None, entry_amount)]
+    return parts
+
+
 def _entry_lines(
     entry: _Element, statement: _Statement, entry_no: int, line_no: int
 ) -> Iterator[StatementLine]:
@@ -132,54 +186,48 @@ def _entry_lines(
     value_moment = _date_or_time(_child(entry, "ValDt"), line_no + 1)
     value_date = None if value_moment is None else value_moment.date()
     channel = _channel(entry)
+    entry_amount_element = _child(entry, "Amt")
+    if entry_amount_element is None:
+        raise StatementParseError("分录缺少金额（Amt）", line_no=line_no + 1, code="bad_amount")
+    entry_amount = camt_amount(entry_amount_element, line_no + 1)
+    currency = (entry_amount_element.get("Ccy") or statement.currency or "CNY").upper()
     details = [tx for nd in _children(entry, "NtryDtls") for tx in _children(nd, "TxDtls")]
-    several = len(details) > 1
-    for index, tx in enumerate(details or [None], start=1):
+    parts = _split(details, entry_amount, currency, line_no)
+    several = len(parts) > 1
+    refs = [_text(tx, "Refs", "AcctSvcrRef") for tx, _ in parts]
+    repeated = several and len({r for r in refs if r}) < sum(1 for r in refs if r)
+    for index, ((tx, amount), tx_ref) in enumerate(zip(parts, refs, strict=True), start=1):
         line_no += 1
-        amount_element = None
-        if tx is not None:
-            amount_element = _child(tx, "Amt")
-            if amount_element is None:
-                amount_element = _child(tx, "AmtDtls", "TxAmt", "Amt")
-        if amount_element is None:
-            if several:
-                raise StatementParseError(
-                    f"第 {entry_no} 笔分录含多笔明细（TxDtls），但明细缺少金额",
-                    line_no=line_no,
-                    code="bad_amount",
-                )
-            amount_element = _child(entry, "Amt")
-        if amount_element is None:
-            raise StatementParseError("分录缺少金额（Amt）", line_no=line_no, code="bad_amount")
-        amount = parse_amount(_content(amount_element), line_no=line_no)
-        if amount is None or amount <= 0:
-            raise StatementParseError(
-                f"金额“{amount_element.text}”无效", line_no=line_no, code="bad_amount"
-            )
         direction = entry_direction
-        if tx is not None and _text(tx, "CdtDbtInd"):
+        if several and tx is not None and _text(tx, "CdtDbtInd"):
             direction = _direction(_text(tx, "CdtDbtInd"), line_no)
-        tx_ref = _text(tx, "Refs", "AcctSvcrRef")
         if several:
-            reference = tx_ref or (f"{entry_ref}/{index}" if entry_ref else None)
+            if tx_ref and repeated:  # two transactions must never share a reference
+                reference: str | None = f"{tx_ref}/{index}"
+            else:
+                reference = tx_ref or (f"{entry_ref}/{index}" if entry_ref else None)
         else:
             reference = entry_ref or tx_ref
         side = "Dbtr" if direction == "credit" else "Cdtr"
         parties = _child(tx, "RltdPties")
         agents = _child(tx, "RltdAgts")
+        if tx is None and details:  # an entry kept whole: the remarks of all its details
+            remark = " ".join(r for d in details if (r := _remark(d))) or _remark(entry)
+        else:
+            remark = _remark(tx, entry)
         yield StatementLine(
             line_no=line_no,
             account_no=statement.account,
             bank_ref=reference,
             direction=direction,
             amount=amount,
-            currency=(amount_element.get("Ccy") or statement.currency or "CNY").upper(),
+            currency=currency,
             booked_at=booked_at,
             value_date=value_date,
             payer_name=_party_name(_child(parties, side)),
             payer_account=_account_id(_child(parties, f"{side}Acct")),
             payer_bank=_text(agents, f"{side}Agt", "FinInstnId", "Nm"),
-            remark=_remark(tx, entry),
+            remark=remark,
             channel=channel,
         )
 
@@ -194,7 +242,14 @@ def _direction(indicator: str | None, line_no: int) -> str:
     )
 
 
-def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
+_FREED_WITH_PARENT = {"Ntry", "Stmt"}
+_TOP = {"Document", "BkToCstmrStmt", "Stmt"}
+
+
+def read_camt053(
+    head: bytes, stream: BinaryIO, limits: Limits | None = None
+) -> Iterator[StatementLine]:
+    limits = limits or Limits()
     events = etree.iterparse(
         ChainedStream(head, stream),
         events=("end",),
@@ -207,12 +262,17 @@ def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
     statement = _Statement()
     line_no = 0
     entry_no = 0
+    elements = 0
     try:
         for _event, element in events:
+            elements += 1
+            if elements > limits.xml_elements:
+                raise too_many_elements(limits)
             name = _local(element)
+            parent = element.getparent()
+            parent_name = "" if parent is None else _local(parent)
             if name == "Acct":
-                parent = element.getparent()
-                if parent is not None and _local(parent) == "Stmt":
+                if parent_name == "Stmt":
                     statement.account = _account_id(element)
                     statement.currency = _text(element, "Ccy")
             elif name == "Ntry":
@@ -220,10 +280,13 @@ def read_camt053(head: bytes, stream: BinaryIO) -> Iterator[StatementLine]:
                 if _is_booked(element):
                     for line in _entry_lines(element, statement, entry_no, line_no):
                         line_no = line.line_no
+                        if line_no > limits.rows:
+                            raise too_many_rows(limits)
                         yield line
-                _free(element)
             elif name == "Stmt":
                 statement = _Statement()
+            if name in _FREED_WITH_PARENT or parent_name in _TOP:
+                # done with it: a top-level element (read or unknown) is never kept
                 _free(element)
     except etree.XMLSyntaxError as exc:
         raise StatementParseError(

@@ -1,7 +1,13 @@
 """Column mappings of Chinese bank exports (银行流水导出格式), one named profile per layout.
 
 A profile lists, for each statement field, the header names a bank uses for it (aliases). The
-profile of a file is the one whose required headers are all present in its header row.
+profile of a file is the one whose required headers are all present in its header row; a bank's
+own profile (`bank` set) wins over the generic layouts its header may also satisfy.
+
+The big banks' exports (`BANK_PROFILES`) were written from their corporate online-banking export
+layouts: preamble rows above the header (账户名称：…, 账号：…, 查询日期…) that carry the own account
+when no column does (`account_in_preamble`), marker lines such as `[HISTORYDETAIL]`, cells padded
+with tabs or spaces, totals rows (合计) at the end — see `tabular.py` and docs/statements.md.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ FIELDS = (
     "channel",
 )
 
-_UNIT_SUFFIX_RE = re.compile(r"[(（](元|人民币|CNY|RMB)[)）]$", re.IGNORECASE)
+_UNIT_SUFFIX_RE = re.compile(r"[(（][^()（）]*[)）]$", re.IGNORECASE)
 
 
 def normalize_header(name: object) -> str:
-    """`" 贷方发生额(元) "` → `"贷方发生额"`: blanks and a currency-unit suffix removed."""
+    """`" 贷方发生额(元) "` → `"贷方发生额"`: blanks and a parenthesised suffix (a unit such as
+    `（元）`, or a gloss such as `（收入）`/`（支取）`) removed."""
     text = "" if name is None else str(name)
     text = re.sub(r"\s+", "", text.replace("\ufeff", ""))
     return _UNIT_SUFFIX_RE.sub("", text)
@@ -68,13 +75,19 @@ class CsvProfile:
         default=frozenset({"借", "借方", "d", "dr", "dbit", "debit", "支", "支出", "往账"})
     )
     default_currency: str = "CNY"
+    bank: str = ""
+    """The bank whose export this is (empty for the generic layouts)."""
+    account_in_preamble: bool = False
+    """The own account comes from the preamble rows above the header (账号：…) when the row
+    has no account column or leaves it empty."""
 
     def __post_init__(self) -> None:
         unknown = set(self.columns) - set(FIELDS)
         if unknown:  # pragma: no cover - a programming error in a profile definition
             raise ValueError(f"unknown fields in profile {self.name}: {sorted(unknown)}")
         has_amount = "credit" in self.required or {"amount"} <= set(self.required)
-        if not has_amount or "account_no" not in self.required:  # pragma: no cover
+        has_account = "account_no" in self.required or self.account_in_preamble
+        if not has_amount or not has_account:  # pragma: no cover
             raise ValueError(f"profile {self.name} must require an account and an amount")
 
     def locate(self, header: Sequence[object]) -> dict[str, int] | None:
@@ -169,8 +182,228 @@ CN_SIGNED_AMOUNT = CsvProfile(
     required=("account_no", "booked_at", "amount", "direction"),
 )
 
+BANK_PROFILES = (
+    CsvProfile(
+        name="icbc",
+        bank="中国工商银行",
+        description="企业网银 历史明细：[HISTORYDETAIL] 标记行，凭证号,本方账号,对方账号,交易时间,"
+        "借/贷,借方发生额,贷方发生额,对方行号,摘要,用途,对方单位名称,余额,个性化信息",
+        columns={
+            "bank_ref": ("凭证号",),
+            "account_no": ("本方账号",),
+            "payer_account": ("对方账号",),
+            "booked_at": ("交易时间",),
+            "debit": ("借方发生额",),
+            "credit": ("贷方发生额",),
+            "remark": ("摘要",),
+            "remark_extra": ("用途",),
+            "payer_name": ("对方单位名称",),
+        },
+        required=("account_no", "booked_at", "debit", "credit", "payer_name"),
+    ),
+    CsvProfile(
+        name="abc",
+        bank="中国农业银行",
+        description="账户明细：表头上方 账户名称：/账号：/查询日期：，交易时间,收入金额,支出金额,"
+        "账户余额,对方账号,对方户名,对方开户行,交易用途,交易摘要,交易流水号",
+        columns={
+            "booked_at": ("交易时间",),
+            "credit": ("收入金额",),
+            "debit": ("支出金额",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方户名",),
+            "payer_bank": ("对方开户行",),
+            "remark": ("交易用途",),
+            "remark_extra": ("交易摘要",),
+            "bank_ref": ("交易流水号",),
+        },
+        required=("booked_at", "credit", "debit", "remark"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="boc",
+        bank="中国银行",
+        description="交易明细：表头上方 账号：，交易类型(来账/往账),付款人开户行名,付款人账号,"
+        "付款人名称,收款人账号,收款人名称,交易日期,交易时间,交易货币,交易金额,交易后余额,"
+        "交易流水号,用途,摘要,备注",
+        columns={
+            "direction": ("交易类型",),
+            "payer_bank": ("付款人开户行名",),
+            "payer_account": ("付款人账号",),
+            "payer_name": ("付款人名称",),
+            "booked_at": ("交易日期",),
+            "booked_time": ("交易时间",),
+            "currency": ("交易货币",),
+            "amount": ("交易金额",),
+            "bank_ref": ("交易流水号",),
+            "remark": ("用途",),
+            "remark_extra": ("摘要",),
+        },
+        required=("booked_at", "amount", "direction", "payer_name"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="ccb",
+        bank="中国建设银行",
+        description="账户明细：账号,账户名称,交易时间,借方发生额（支取）,贷方发生额（收入）,余额,币种,"
+        "对方户名,对方账号,对方开户机构,记账日期,摘要,备注,账户明细编号-交易流水号",
+        columns={
+            "account_no": ("账号",),
+            "booked_at": ("交易时间",),
+            "debit": ("借方发生额",),
+            "credit": ("贷方发生额",),
+            "currency": ("币种",),
+            "payer_name": ("对方户名",),
+            "payer_account": ("对方账号",),
+            "payer_bank": ("对方开户机构",),
+            "remark": ("摘要",),
+            "remark_extra": ("备注",),
+            "bank_ref": ("账户明细编号-交易流水号",),
+        },
+        required=("account_no", "booked_at", "debit", "credit", "bank_ref"),
+    ),
+    CsvProfile(
+        name="bocom",
+        bank="交通银行",
+        description="账户明细：表头上方 账号：，交易日期,交易时间,业务摘要,借方发生额,贷方发生额,"
+        "余额,"
+        "对方账号,对方户名,对方行名,附言,会计流水号",
+        columns={
+            "booked_at": ("交易日期",),
+            "booked_time": ("交易时间",),
+            "remark": ("附言",),
+            "remark_extra": ("业务摘要",),
+            "debit": ("借方发生额",),
+            "credit": ("贷方发生额",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方户名",),
+            "payer_bank": ("对方行名",),
+            "bank_ref": ("会计流水号",),
+        },
+        required=("booked_at", "debit", "credit", "remark_extra", "bank_ref"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="cmb",
+        bank="招商银行",
+        description="企业银行 交易查询：表头上方 账号：，交易日,交易时间,起息日,交易类型,借方金额,"
+        "贷方金额,余额,摘要,流水号,业务名称,用途,业务参考号,收/付方名称,收/付方帐号,收/付方开户行名",
+        columns={
+            "booked_at": ("交易日",),
+            "booked_time": ("交易时间",),
+            "value_date": ("起息日",),
+            "debit": ("借方金额",),
+            "credit": ("贷方金额",),
+            "remark": ("用途",),
+            "remark_extra": ("摘要",),
+            "bank_ref": ("流水号",),
+            "payer_name": ("收/付方名称",),
+            "payer_account": ("收/付方帐号", "收/付方账号"),
+            "payer_bank": ("收/付方开户行名",),
+        },
+        required=("booked_at", "debit", "credit", "payer_name"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="cmbc",
+        bank="中国民生银行",
+        description="账户明细：表头上方 账号：，交易时间,借方发生额,贷方发生额,账户余额,凭证号,"
+        "对方账号,对方账户名称,对方开户行,摘要,交易流水号",
+        columns={
+            "booked_at": ("交易时间",),
+            "debit": ("借方发生额",),
+            "credit": ("贷方发生额",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方账户名称",),
+            "payer_bank": ("对方开户行",),
+            "remark": ("摘要",),
+            "bank_ref": ("交易流水号",),
+        },
+        required=("booked_at", "debit", "credit", "payer_name"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="pingan",
+        bank="平安银行",
+        description="账户明细：交易时间,账号,收入,支出,账户余额,对方账号,对方账户名称,"
+        "对方账户开户行,交易流水号,摘要,用途",
+        columns={
+            "booked_at": ("交易时间",),
+            "account_no": ("账号",),
+            "credit": ("收入",),
+            "debit": ("支出",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方账户名称",),
+            "payer_bank": ("对方账户开户行",),
+            "bank_ref": ("交易流水号",),
+            "remark": ("用途",),
+            "remark_extra": ("摘要",),
+        },
+        required=("booked_at", "account_no", "credit", "debit"),
+    ),
+    CsvProfile(
+        name="spdb",
+        bank="上海浦东发展银行",
+        description="账户明细：表头上方 账号：，交易日期,交易时间,借方金额,贷方金额,余额,对方账号,"
+        "对方户名,对方行名,摘要,附言,交易流水号,凭证号",
+        columns={
+            "booked_at": ("交易日期",),
+            "booked_time": ("交易时间",),
+            "debit": ("借方金额",),
+            "credit": ("贷方金额",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方户名",),
+            "payer_bank": ("对方行名",),
+            "remark": ("附言",),
+            "remark_extra": ("摘要",),
+            "bank_ref": ("交易流水号",),
+        },
+        required=("booked_at", "debit", "credit", "remark", "payer_name"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="cib",
+        bank="兴业银行",
+        description="账户明细：表头上方 账号：，交易日期,交易时间,摘要,借方金额,贷方金额,账户余额,"
+        "对方账号,对方户名,对方行名,用途,交易流水号",
+        columns={
+            "booked_at": ("交易日期",),
+            "booked_time": ("交易时间",),
+            "remark": ("用途",),
+            "remark_extra": ("摘要",),
+            "debit": ("借方金额",),
+            "credit": ("贷方金额",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方户名",),
+            "payer_bank": ("对方行名",),
+            "bank_ref": ("交易流水号",),
+        },
+        required=("booked_at", "debit", "credit", "remark", "payer_name"),
+        account_in_preamble=True,
+    ),
+    CsvProfile(
+        name="ceb",
+        bank="中国光大银行",
+        description="账户明细：表头上方 账号：，交易时间,借方发生额,贷方发生额,账户余额,对方账号,"
+        "对方名称,对方开户行,摘要,用途,交易流水号",
+        columns={
+            "booked_at": ("交易时间",),
+            "debit": ("借方发生额",),
+            "credit": ("贷方发生额",),
+            "payer_account": ("对方账号",),
+            "payer_name": ("对方名称",),
+            "payer_bank": ("对方开户行",),
+            "remark": ("用途",),
+            "remark_extra": ("摘要",),
+            "bank_ref": ("交易流水号",),
+        },
+        required=("booked_at", "debit", "credit", "payer_name"),
+        account_in_preamble=True,
+    ),
+)
+
 PROFILES: dict[str, CsvProfile] = {
-    p.name: p for p in (GENERIC_CN, CN_DEBIT_CREDIT, CN_SIGNED_AMOUNT)
+    p.name: p for p in (GENERIC_CN, CN_DEBIT_CREDIT, CN_SIGNED_AMOUNT, *BANK_PROFILES)
 }
 
 
@@ -198,6 +431,11 @@ def resolve_profile(
             )
         return profile, located
     matches = [(p, cols) for p in PROFILES.values() if (cols := p.locate(header)) is not None]
+    banks = [(p, cols) for p, cols in matches if p.bank]
+    if len(banks) == 1:  # a bank's own layout wins over the generic ones it also satisfies
+        return banks[0]
+    if banks:
+        matches = banks
     if len(matches) == 1:
         return matches[0]
     shown = "，".join(normalize_header(h) for h in header if normalize_header(h))

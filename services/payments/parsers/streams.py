@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -58,6 +59,21 @@ def detect_encoding(head: bytes) -> str:
     return "utf-8"
 
 
+_HIGH_RUN_RE = re.compile(rb"[\x80-\xff]+")
+
+
+def detect_swift_encoding(head: bytes) -> str:
+    """`detect_encoding`, except that a non-UTF-8 file whose high bytes mostly stand alone
+    (`M\xfcller`: one byte per letter, as in the ISO-8859-1 files of European banks) is Latin-1;
+    GBK/GB18030 text comes in pairs of high bytes."""
+    encoding = detect_encoding(head)
+    if encoding != "gb18030":
+        return encoding
+    runs = _HIGH_RUN_RE.findall(head)
+    odd = sum(len(run) % 2 for run in runs)
+    return "latin-1" if runs and odd * 2 > len(runs) else encoding
+
+
 def text_stream(head: bytes, stream: BinaryIO, encoding: str) -> io.TextIOWrapper:
     """Decode lazily (buffered, incremental): the file is never held whole in memory. A NUL
     byte (never part of a UTF-8 or GB18030 character; PostgreSQL text cannot hold it) fails the
@@ -94,13 +110,26 @@ def decode_error(encoding: str) -> StatementParseError:
     )
 
 
-def iter_text_lines(text: io.TextIOWrapper, encoding: str) -> Iterator[str]:
-    """Lines of `text`; a decoding error becomes a StatementParseError."""
+def iter_text_lines(
+    text: io.TextIOWrapper, encoding: str, max_chars: int | None = None
+) -> Iterator[str]:
+    """Lines of `text`; a decoding error becomes a StatementParseError. A line longer than
+    `max_chars` (without its line break) is refused as soon as that many have been read."""
+    limit = -1 if max_chars is None else max_chars + 2  # room for the line break
     while True:
         try:
-            line = text.readline()
+            line = text.readline(limit)
         except UnicodeDecodeError as exc:
             raise decode_error(encoding) from exc
         if not line:
             return
+        if max_chars is not None and len(line.rstrip("\r\n")) > max_chars:
+            raise line_too_long(max_chars)
         yield line
+
+
+def line_too_long(max_chars: int) -> StatementParseError:
+    return StatementParseError(
+        f"文件中一行的长度超过上限（{max_chars} 个字符），不是正常的银行对账单",
+        code="cell_too_long",
+    )
