@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.confirmation.finance_endpoints import (
+    department_export_router,
+    finance_router,
+    platform_router,
+)
 from shared.web import create_service_app
 
 
 def create_app() -> FastAPI:
     return create_service_app(
-        "confirmation", "Confirmation service (预留份额确认与汇总)", routers=[]
+        "confirmation",
+        "Confirmation service (预留份额确认与汇总)",
+        routers=[finance_router, platform_router, department_export_router],
     )
