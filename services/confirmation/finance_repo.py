@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shared.models import (
     AggregateStatus,
@@ -392,11 +393,15 @@ async def latest_aggregates(
     """The latest hand-over (highest version) of each finance department in `fds`."""
     if not fds:
         return {}
-    stmt = (
-        select(FinanceAggregate)
-        .where(FinanceAggregate.year == year, FinanceAggregate.finance_department_id.in_(fds))
-        .distinct(FinanceAggregate.finance_department_id)
-        .order_by(FinanceAggregate.finance_department_id, FinanceAggregate.version.desc())
+    newer = aliased(FinanceAggregate)
+    stmt = select(FinanceAggregate).where(
+        FinanceAggregate.year == year,
+        FinanceAggregate.finance_department_id.in_(fds),
+        ~exists().where(
+            newer.year == FinanceAggregate.year,
+            newer.finance_department_id == FinanceAggregate.finance_department_id,
+            newer.version > FinanceAggregate.version,
+        ),
     )
     rows = list((await session.execute(stmt)).scalars())
     if lock and rows:
