@@ -47,9 +47,7 @@ async def make_finance_tree(session: AsyncSession) -> FinanceTree:
         session, "广东省第二中学", parent=education, finance_department=province
     )
     forestry = await make_unit(session, "广东省林业局", finance_department=province)
-    city = await make_unit(
-        session, "广州市财政局", kind=FD, parent=province, region_code="440100"
-    )
+    city = await make_unit(session, "广州市财政局", kind=FD, parent=province, region_code="440100")
     city_education = await make_unit(
         session, "广州市教育局", finance_department=city, region_code="440100"
     )
@@ -60,9 +58,7 @@ async def make_finance_tree(session: AsyncSession) -> FinanceTree:
         finance_department=city,
         region_code="440100",
     )
-    other_province = await make_unit(
-        session, "广西壮族自治区财政厅", kind=FD, region_code="450000"
-    )
+    other_province = await make_unit(session, "广西壮族自治区财政厅", kind=FD, region_code="450000")
     other_department = await make_unit(
         session, "广西教育厅", finance_department=other_province, region_code="450000"
     )

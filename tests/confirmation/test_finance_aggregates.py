@@ -18,9 +18,7 @@ Y = 2024
 async def _file_everything(session: AsyncSession, t: FinanceTree) -> None:
     for unit in (t.education, t.school, t.forestry, t.city_education, t.city_school):
         await make_submitted_filing(session, unit, status=FilingStatus.CONFIRMED)
-    await make_submitted_filing(
-        session, t.school2, flags=("below_soft_floor",), canteen_ratio="20"
-    )
+    await make_submitted_filing(session, t.school2, flags=("below_soft_floor",), canteen_ratio="20")
     await session.commit()
 
 
@@ -59,9 +57,10 @@ async def test_live_aggregate_shows_departments_regions_and_what_is_missing(
     assert depts["广东省教育厅"]["units"] == 3
     assert depts["广东省教育厅"]["confirmed"] == 2
     assert depts["广东省教育厅"]["summary_status"] == "not_submitted"
-    assert [(g["finance_department_name"], g["units"], g["aggregate_status"]) for g in body["regions"]] == [
-        ("广州市财政局", 2, "not_submitted")
+    regions = [
+        (g["finance_department_name"], g["units"], g["aggregate_status"]) for g in body["regions"]
     ]
+    assert regions == [("广州市财政局", 2, "not_submitted")]
     assert {(m["kind"], m["name"]) for m in body["missing"]} == {
         ("department_summary", "广东省教育厅"),
         ("department_summary", "广东省林业局"),
@@ -137,9 +136,7 @@ async def test_city_hands_up_province_returns_city_resubmits_province_hands_to_p
     assert returned.json()["status"] == "returned"
     assert returned.json()["decision_reason"] == "广州市教育局数据需核实"
 
-    view = (
-        await confirmation_client.get(f"/api/v1/finance/{Y}/aggregate", headers=prov_h)
-    ).json()
+    view = (await confirmation_client.get(f"/api/v1/finance/{Y}/aggregate", headers=prov_h)).json()
     assert view["regions"][0]["aggregate_status"] == "returned"
 
     r = await confirmation_client.post(submit, headers=city_h)
@@ -157,7 +154,11 @@ async def test_city_hands_up_province_returns_city_resubmits_province_hands_to_p
     assert {m["name"] for m in r.json()["missing"]} == {"广东省教育厅", "广东省林业局"}
     await make_summary(session, t.education, t.province, units=3, reserved="800000.00")
     await make_summary(
-        session, t.forestry, t.province, units=1, reserved="300000.00",
+        session,
+        t.forestry,
+        t.province,
+        units=1,
+        reserved="300000.00",
     )
     r = await confirmation_client.post(submit, headers=prov_h)
     assert r.status_code == 201, r.text
@@ -267,7 +268,5 @@ async def test_finance_never_sees_another_region(
         )
     ).status_code == 403
     assert (
-        await confirmation_client.post(
-            f"/api/v1/finance/{Y}/aggregate/submit", headers=auth("ops")
-        )
+        await confirmation_client.post(f"/api/v1/finance/{Y}/aggregate/submit", headers=auth("ops"))
     ).status_code == 403
