@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.confirmation.endpoints import confirmations_router
 from services.confirmation.finance_endpoints import (
     department_export_router,
     finance_router,
@@ -19,5 +20,5 @@ def create_app() -> FastAPI:
     return create_service_app(
         "confirmation",
         "Confirmation service (预留份额确认与汇总)",
-        routers=[finance_router, platform_router, department_export_router],
+        routers=[confirmations_router, finance_router, platform_router, department_export_router],
     )

@@ -20,7 +20,7 @@ from services.filing import clock
 from services.filing import repository as repo
 from services.filing.org_service import CONTACT_FIELDS, load_unit, set_unit_contacts
 from services.filing.schemas import FilingDraftIn, SubmitIn
-from shared import audit
+from shared import audit, sms
 from shared.auth import Principal, Role, unit_in_scope
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.models import (
@@ -606,9 +606,16 @@ async def filing_for_superior(
     return await repo.lock_filing(session, filing_id)
 
 
-def _require_submitted(filing: Filing, verb: str) -> None:
+RETURNABLE = {FilingStatus.SUBMITTED, FilingStatus.FINANCE_RETURNED}
+"""A superior returns a filing awaiting it, or one whose department summary the finance
+department returned (the department sends single filings back to their units to fix)."""
+
+
+def _require_submitted(
+    filing: Filing, verb: str, allowed: frozenset[FilingStatus] | set[FilingStatus] | None = None
+) -> None:
     """The superior decides only on a filing awaiting it (待上级预算单位确认)."""
-    if filing.status != FilingStatus.SUBMITTED:
+    if filing.status not in (allowed or {FilingStatus.SUBMITTED}):
         raise Conflict(
             f"只能{verb}待确认的填报（当前：{STATUS_LABELS[filing.status]}）",
             code="filing_not_submitted",
@@ -653,15 +660,18 @@ async def return_filing(
     reason: str,
     parts: tuple[str, ...] = ("canteen", "union"),
 ) -> Filing:
-    """退回: submitted → returned (the chosen parts), with a reason. `filing` must be locked."""
-    _require_submitted(filing, "退回")
+    """退回: submitted (or finance_returned) → returned (the chosen parts), with a reason.
+    `filing` must be locked. Queues the `filing_returned` SMS to the filing contact."""
+    _require_submitted(filing, "退回", RETURNABLE)
     before = _statuses(filing)
     filing.status = FilingStatus.RETURNED
     if "canteen" in parts:
         filing.canteen_status = FilingStatus.RETURNED
     if "union" in parts:
         filing.union_status = FilingStatus.RETURNED
-    return await _decided(session, principal, filing, "returned", before, reason)
+    await _decided(session, principal, filing, "returned", before, reason)
+    await queue_decision_sms(session, filing, "returned", reason)
+    return filing
 
 
 async def confirm_filing(
@@ -673,7 +683,32 @@ async def confirm_filing(
     filing.status = FilingStatus.CONFIRMED
     filing.canteen_status = FilingStatus.CONFIRMED
     filing.union_status = FilingStatus.CONFIRMED
-    return await _decided(session, principal, filing, "confirmed", before, note)
+    await _decided(session, principal, filing, "confirmed", before, note)
+    await queue_decision_sms(session, filing, "confirmed", None)
+    return filing
+
+
+async def queue_decision_sms(
+    session: AsyncSession, filing: Filing, decision: str, reason: str | None
+) -> int | None:
+    """The SMS to the unit's filing contact, in the decision's transaction. The event key is per
+    filing version and decision (`filing:{id}:confirmed:v{version}`), so a retried request or a
+    replayed decision queues nothing twice. Returns the outbox id, None if nothing was queued."""
+    if not filing.contact_mobile:
+        return None
+    unit = await repo.get_unit(session, filing.unit_id)
+    return await sms.queue_sms(
+        session,
+        event_key=f"filing:{filing.id}:{decision}:v{filing.version}",
+        template=f"filing_{decision}",
+        mobile=filing.contact_mobile,
+        params={
+            "unit_name": unit.name if unit else "",
+            "year": filing.year,
+            "reason": reason,
+        },
+        unit_id=filing.unit_id,
+    )
 
 
 async def update_filing_contacts(
