@@ -39,7 +39,13 @@ STATUS_ZH = {
     "department_submitted": "部门已报送同级财政",
     "finance_confirmed": "财政部门已审核",
     "finance_returned": "财政部门已退回",
+}
+SUMMARY_STATUS_ZH = {
+    None: "未报送",
     "not_submitted": "未报送",
+    "submitted": "已报送同级财政",
+    "confirmed": "财政部门已确认",
+    "returned": "财政部门已退回",
 }
 CANTEEN_ZH = {
     None: "",
@@ -123,7 +129,7 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("预留份额（元）", "reserved_amount", "money"),
     Column("工会采购总额（元）", "union_total", "money"),
     Column("工会预计采购金额（元）", "union_expected_amount", "money"),
-    Column("部门汇总状态", lambda r: STATUS_ZH.get(r.get("summary_status"), "")),
+    Column("部门汇总状态", lambda r: SUMMARY_STATUS_ZH.get(r.get("summary_status"), "")),
 )
 
 
