@@ -4,6 +4,7 @@ then `finance_service` / `exports`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -293,6 +294,11 @@ async def export_finance(
     fds, scope_name = await svc.scope_ids_or_all(session, principal, finance_department_id)
     policies = await svc.region_policies(session, year, fds)
     names = await repo.unit_names(session, fds)
+    roots = {r["id"]: r["name"] for r in await repo.department_roots(session, fds)}
+
+    def stream(flt: UnitFilter) -> AsyncIterator[list[dict[str, Any]]]:
+        return svc.with_departments(repo.stream_units(session, year, fds, flt), roots)
+
     book = exports.XlsxBook(ZoneInfo(get_settings().timezone))
     try:
         departments = await repo.sums_by_department(session, year, fds)
@@ -300,15 +306,13 @@ async def export_finance(
             d["finance_department_name"] = names.get(d["finance_department_id"], "")
         await exports.write_sheet(book, "汇总", exports.SUMMARY_COLUMNS, departments)
         everything = UnitFilter([], {})
-        await exports.write_sheet(
-            book, "明细", exports.UNIT_COLUMNS, repo.stream_units(session, year, fds, everything)
-        )
+        await exports.write_sheet(book, "明细", exports.UNIT_COLUMNS, stream(everything))
         not_filed = svc.check_filter("not_filed", policies)
         await exports.write_sheet(
             book,
             "未填报",
             exports.NOT_FILED_COLUMNS,
-            repo.stream_units(session, year, fds, not_filed),
+            stream(not_filed),
         )
         national = svc.check_filter("below_national_floor", policies)
         below = UnitFilter(
@@ -321,9 +325,7 @@ async def export_finance(
             national.params,
             filing_required=True,
         )
-        await exports.write_sheet(
-            book, "低于比例", exports.UNIT_COLUMNS, repo.stream_units(session, year, fds, below)
-        )
+        await exports.write_sheet(book, "低于比例", exports.UNIT_COLUMNS, stream(below))
         anomalies = UnitFilter(
             [
                 "f.version > 0",
@@ -333,9 +335,7 @@ async def export_finance(
             {"no_canteen": svc.NO_CANTEEN_REMARK},
             filing_required=True,
         )
-        await exports.write_sheet(
-            book, "异常", exports.UNIT_COLUMNS, repo.stream_units(session, year, fds, anomalies)
-        )
+        await exports.write_sheet(book, "异常", exports.UNIT_COLUMNS, stream(anomalies))
         await _close(book)
     except BaseException:
         book.discard()
@@ -374,7 +374,12 @@ async def export_department(
         await exports.write_sheet(book, "汇总", exports.SUMMARY_COLUMNS, [totals])
         subtree = UnitFilter(["u.path LIKE :dept_path"], {"dept_path": department.path + "%"})
         await exports.write_sheet(
-            book, "明细", exports.UNIT_COLUMNS, repo.stream_units(session, year, None, subtree)
+            book,
+            "明细",
+            exports.UNIT_COLUMNS,
+            svc.with_departments(
+                repo.stream_units(session, year, None, subtree), {unit_id: department.name}
+            ),
         )
         await _close(book)
     except BaseException:

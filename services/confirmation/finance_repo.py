@@ -59,14 +59,22 @@ _SUMS = f"""
 # materialised path (`/1/5/` .. `/1/50`), which the text_pattern_ops index answers per department.
 _IN_DEPARTMENT = "u.path ~>=~ r.path AND u.path ~<~ (left(r.path, -1) || '0')"
 
-# Department roots (主管预算单位): budget units whose parent is none or not a budget unit.
-_ROOTS = f"""
-    SELECT r.id, r.name, r.path, r.finance_department_id
+# Department roots (主管预算单位): budget units whose parent is none or not a budget unit (two
+# index probes: by `parent_id IS NULL`, and from the finance departments down by `parent_id`).
+_ROOTS_OF = """
+    SELECT r.id, r.name, r.path, r.finance_department_id, r.parent_id, r.status
       FROM org_units r
-      LEFT JOIN org_units p ON p.id = r.parent_id
-     WHERE r.kind = '{BUDGET}' AND r.status = '{ACTIVE}'
-       AND r.finance_department_id = ANY(:fds)
-       AND (p.id IS NULL OR p.kind <> '{BUDGET}')
+     WHERE r.parent_id IS NULL AND r.kind = '{budget}' {cond}
+    UNION ALL
+    SELECT r.id, r.name, r.path, r.finance_department_id, r.parent_id, r.status
+      FROM org_units p
+      JOIN org_units r ON r.parent_id = p.id
+     WHERE p.kind <> '{budget}' AND r.kind = '{budget}' {cond}
+"""
+_ROOTS = f"""
+    SELECT * FROM ({
+    _ROOTS_OF.format(budget=BUDGET, cond="AND r.finance_department_id = ANY(:fds)")
+}) roots_of WHERE status = '{ACTIVE}'
 """
 
 
@@ -144,6 +152,59 @@ async def sums_by_finance_department(
     return {int(r.fd): dict(r._mapping) for r in rows}
 
 
+async def sums_by_finance_department_and_top(
+    session: AsyncSession, year: int, fds: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Counts and sums per (finance department, first element of the unit's path) in one scan:
+    when a department's supervising unit has no parent, the first path element is the
+    department, so one pass gives both the regions and the departments of a province."""
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT u.finance_department_id AS fd,
+                   CAST(split_part(u.path, '/', 2) AS bigint) AS top, {_SUMS}
+              FROM org_units u
+              LEFT JOIN filings f ON f.unit_id = u.id AND f.year = :year
+             WHERE u.kind = '{BUDGET}' AND u.status = '{ACTIVE}'
+               AND u.finance_department_id = ANY(:fds)
+             GROUP BY 1, 2
+            """
+        ),
+        _params(year, fds),
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def department_roots(
+    session: AsyncSession, fds: Sequence[int] | None
+) -> list[dict[str, Any]]:
+    """Supervising units (any status) of the finance departments `fds` (None: all)."""
+    cond = "" if fds is None else "AND r.finance_department_id = ANY(:fds)"
+    rows = await session.execute(
+        text(f"SELECT * FROM ({_ROOTS_OF.format(budget=BUDGET, cond=cond)}) x ORDER BY id"),
+        {} if fds is None else {"fds": list(fds)},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def latest_summaries(
+    session: AsyncSession, year: int, department_ids: Sequence[int]
+) -> dict[int, tuple[int, str]]:
+    """The latest summary (id, status) of each department."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT DISTINCT ON (department_unit_id) department_unit_id, id, status
+              FROM department_summaries
+             WHERE year = :year AND department_unit_id = ANY(:ids)
+             ORDER BY department_unit_id, id DESC
+            """
+        ),
+        {"year": year, "ids": list(department_ids)},
+    )
+    return {int(r.department_unit_id): (int(r.id), str(r.status)) for r in rows}
+
+
 async def sums_by_department(
     session: AsyncSession, year: int, fds: Sequence[int]
 ) -> list[dict[str, Any]]:
@@ -180,7 +241,8 @@ async def departments_of(session: AsyncSession, year: int, fd: int) -> list[dict
         text(
             f"""
             WITH roots AS ({_ROOTS})
-            SELECT r.id AS department_id, r.name AS department_name,
+            SELECT r.id AS department_id, r.name AS department_name, r.parent_id,
+                   r.finance_department_id,
                    s.id AS summary_id, s.status AS summary_status, s.units_count,
                    s.canteen_total, s.reserved_amount, s.union_total,
                    s.union_expected_amount, s.flagged_count
@@ -343,28 +405,20 @@ async def stream_units(
     *,
     batch: int = 2_000,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every matching unit in id order, in batches, each with its department (supervising unit),
-    through a server-side cursor: memory stays flat whatever the province's size."""
+    """Every matching unit in id order (with its `path`), in batches, through a server-side
+    cursor: memory stays flat whatever the province's size."""
     where = [f"u.kind = '{BUDGET}'", f"u.status = '{ACTIVE}'", *flt.conditions]
     params: dict[str, Any] = {"year": year, **flt.params}
     if fds is not None:
         where.append("u.finance_department_id = ANY(:fds)")
         params["fds"] = list(fds)
     join = "JOIN" if flt.filing_required else "LEFT JOIN"
-    # roots of every finance department of the scope: each unit finds its own by a range probe
     stmt = text(
         f"""
-        SELECT {UNIT_COLUMNS}, d.id AS department_id, d.name AS department_name
+        SELECT {UNIT_COLUMNS}, u.path
           FROM org_units u
           {join} filings f ON f.unit_id = u.id AND f.year = :year
           LEFT JOIN org_units fd ON fd.id = u.finance_department_id
-          LEFT JOIN LATERAL (
-               SELECT r.id, r.name FROM org_units r
-                 LEFT JOIN org_units p ON p.id = r.parent_id
-                WHERE r.kind = '{BUDGET}'
-                  AND r.id = ANY(string_to_array(trim(both '/' from u.path), '/')::bigint[])
-                  AND (p.id IS NULL OR p.kind <> '{BUDGET}')
-                LIMIT 1) d ON true
          WHERE {" AND ".join(where)}
          ORDER BY u.id
         """

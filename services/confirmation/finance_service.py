@@ -15,6 +15,7 @@ Rules (docs/confirmation-aggregates.md):
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -38,7 +39,7 @@ from shared.auth import Principal, Role
 from shared.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from shared.models import AggregateStatus, FinanceAggregate, OrgUnit, UnitKind, UnitStatus
 from shared.money import format_amount
-from shared.policy import EffectivePolicy, PolicyMissing, effective_policy
+from shared.policy import EffectivePolicy, effective_policies
 from shared.settings import get_settings
 
 NO_CANTEEN_REMARK = "无食堂"
@@ -211,20 +212,43 @@ async def _missing(
 async def live_aggregate(session: AsyncSession, year: int, scope: FinanceScope) -> LiveAggregateOut:
     """The region by department (own level) and by sub-region (child finance departments), with
     live counts and sums, summary and hand-over statuses, and what still blocks the hand-over."""
-    by_fd = await repo.sums_by_finance_department(session, year, scope.ids)
+    rows = await repo.sums_by_finance_department_and_top(session, year, scope.ids)
+    by_fd: dict[int, dict[str, Any]] = {}
+    by_top: dict[int, dict[str, Any]] = {}
     totals: dict[str, Any] = {}
-    for row in by_fd.values():
+    for row in rows:
+        _add(by_fd.setdefault(int(row["fd"]), {}), row)
+        _add(by_top.setdefault(int(row["top"]), {}), row)
         _add(totals, row)
+    missing, roots, lower = await _missing(session, year, scope)
+    summaries = {
+        r["department_id"]: (r["summary_id"], r["summary_status"])
+        for r in roots
+        if r["summary_id"] is not None
+    }
+    if all(r["parent_id"] is None for r in roots):
+        # every supervising unit is the first element of its units' paths: one scan did it
+        department_rows = [
+            {
+                "department_id": r["department_id"],
+                "department_name": r["department_name"],
+                "finance_department_id": r["finance_department_id"],
+                **(by_top.get(r["department_id"]) or Figures().model_dump()),
+            }
+            for r in roots
+        ]
+    else:  # supervising units hung under finance departments: one range probe per department
+        department_rows = await repo.sums_by_department(session, year, [scope.root.id])
     departments = [
         DepartmentRow(
             department_id=r["department_id"],
             department_name=r["department_name"],
             finance_department_id=r["finance_department_id"],
-            summary_id=r["summary_id"],
-            summary_status=r["summary_status"] or "not_submitted",
+            summary_id=_summary(summaries, r["department_id"])[0],
+            summary_status=_summary(summaries, r["department_id"])[1],
             **_figures(r),
         )
-        for r in await repo.sums_by_department(session, year, [scope.root.id])
+        for r in department_rows
     ]
     bucket = _bucket_of(scope)
     region_figures: dict[int, dict[str, Any]] = {}
@@ -233,7 +257,6 @@ async def live_aggregate(session: AsyncSession, year: int, scope: FinanceScope) 
         if b is not None and b != scope.root.id:
             _add(region_figures.setdefault(b, {}), row)
     children = _children(scope)
-    missing, _, lower = await _missing(session, year, scope)
     regions = []
     for c in children:
         a = lower.get(c.id)
@@ -264,6 +287,23 @@ async def live_aggregate(session: AsyncSession, year: int, scope: FinanceScope) 
         regions=regions,
         history=[aggregate_out(a) for a in history],
     )
+
+
+def _summary(summaries: dict[int, tuple[int, str]], department_id: int) -> tuple[int | None, str]:
+    found = summaries.get(department_id)
+    return (found[0], found[1]) if found else (None, "not_submitted")
+
+
+async def with_departments(
+    batches: AsyncIterator[list[dict[str, Any]]], roots: dict[int, str]
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Name each row's department: the first supervising unit on its path."""
+    async for batch in batches:
+        for row in batch:
+            row["department_name"] = next(
+                (roots[int(x)] for x in row["path"].split("/") if x and int(x) in roots), None
+            )
+        yield batch
 
 
 def _parent_fd(root: OrgUnit) -> int | None:
@@ -495,13 +535,8 @@ CHECK_KINDS = (
 async def region_policies(
     session: AsyncSession, year: int, fds: list[int] | None
 ) -> dict[str, EffectivePolicy | None]:
-    out: dict[str, EffectivePolicy | None] = {}
-    for code in await repo.distinct_regions(session, fds):
-        try:
-            out[code] = await effective_policy(session, year, code)
-        except (PolicyMissing, NotFound):
-            out[code] = None
-    return out
+    """The effective policy of every region the scope's units are in (two queries)."""
+    return await effective_policies(session, year, await repo.distinct_regions(session, fds))
 
 
 def check_filter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import httpx
 from openpyxl import load_workbook
@@ -88,6 +89,9 @@ async def test_province_workbook_sheets_cells_and_layout(
     assert detail.cell(edu_row, total_col).number_format == "#,##0.00"
     assert detail.cell(edu_row, ratio_col).value == 20
     assert detail.cell(edu_row, _col(detail, "主管部门")).value == "广东省教育厅"
+    submitted = detail.cell(edu_row, _col(detail, "提交时间"))
+    assert isinstance(submitted.value, datetime)  # a real date-time, local time
+    assert submitted.number_format == "yyyy-mm-dd hh:mm"
     school_row = next(i for i, r in enumerate(rows, 1) if r[name_col - 1] == "广东省实验中学")
     assert detail.cell(school_row, _col(detail, "主管部门")).value == "广东省教育厅"
     assert detail.cell(school_row, _col(detail, "填报状态")).value == "待上级预算单位确认"
