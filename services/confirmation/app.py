@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.confirmation.endpoints import confirmations_router
+from services.confirmation.endpoints import (
+    confirmations_router,
+    reviews_router,
+    summaries_router,
+)
 from services.confirmation.finance_endpoints import (
     department_export_router,
     finance_router,
@@ -20,5 +24,12 @@ def create_app() -> FastAPI:
     return create_service_app(
         "confirmation",
         "Confirmation service (预留份额确认与汇总)",
-        routers=[confirmations_router, finance_router, platform_router, department_export_router],
+        routers=[
+            confirmations_router,
+            summaries_router,
+            reviews_router,
+            finance_router,
+            platform_router,
+            department_export_router,
+        ],
     )

@@ -227,6 +227,7 @@ def build(units: int, seed: int = 832) -> dict[str, Any]:
                 json.dumps({"units": n}),
                 f"unit:{dept}",
                 now,
+                1,
             )
         )
     return {
@@ -339,6 +340,7 @@ async def load(url: str, data: dict[str, Any]) -> None:
                 "snapshot",
                 "submitted_by",
                 "submitted_at",
+                "version",
             ],
         )
         for table in ("org_units", "filings", "filing_versions", "department_summaries"):

@@ -30,7 +30,7 @@ from services.filing import service as filing_service
 from services.filing.schemas import FlagOut
 from shared.auth import Principal, Role, unit_in_scope
 from shared.errors import DomainError, NotFound
-from shared.models import Filing
+from shared.models import Filing, FilingStatus, UnitKind
 from shared.money import round_cents
 from shared.pagination import Page, encode_cursor
 
@@ -178,6 +178,30 @@ async def _superior_filing(
     return filing
 
 
+async def _own_filing_back_from_finance(
+    session: AsyncSession, principal: Principal, year: int, filing_id: int
+) -> Filing | None:
+    """The supervising unit's own filing, locked, when its finance department returned the
+    department summary: the department sends it back to itself to fix it (it has no superior in
+    the department to do so). None in every other case (the superior's rules apply)."""
+    found = await filing_repo.get_filing_by_id(session, filing_id)
+    if (
+        found is None
+        or principal.role != Role.UNIT
+        or found.unit_id != principal.unit_id
+        or found.year != year
+        or found.status != FilingStatus.FINANCE_RETURNED
+    ):
+        return None
+    unit = await filing_repo.get_unit(session, found.unit_id)
+    parent = (
+        await filing_repo.get_unit(session, unit.parent_id) if unit and unit.parent_id else None
+    )
+    if parent is not None and parent.kind == UnitKind.BUDGET_UNIT:
+        return None  # not the top of its department: its superior returns it
+    return await filing_repo.lock_filing(session, filing_id)
+
+
 def _decision_out(filing: Filing, sms_queued: bool) -> DecisionOut:
     return DecisionOut(
         filing_id=filing.id,
@@ -209,7 +233,9 @@ async def return_(
     parts: tuple[str, ...],
 ) -> DecisionOut:
     """退回 (with the filing service's rules) and the `filing_returned` SMS with the reason."""
-    filing = await _superior_filing(session, principal, year, filing_id)
+    filing = await _own_filing_back_from_finance(
+        session, principal, year, filing_id
+    ) or await _superior_filing(session, principal, year, filing_id)
     await filing_service.return_filing(session, principal, filing, reason, parts)
     return _decision_out(filing, bool(filing.contact_mobile))
 

@@ -6,6 +6,7 @@ from shared.models.base import Base
 from shared.models.filings import (
     CanteenType,
     DepartmentSummary,
+    DepartmentSummaryVersion,
     Filing,
     FilingEvent,
     FilingSharedUnit,
@@ -62,6 +63,7 @@ __all__ = [
     "CanteenType",
     "ConfirmationStatus",
     "DepartmentSummary",
+    "DepartmentSummaryVersion",
     "Filing",
     "FilingEvent",
     "FilingReopening",

@@ -139,7 +139,8 @@ class SummaryStatus(enum.StrEnum):
 
 class DepartmentSummary(Base):
     """A supervising unit's summary of its department (本部门及下属单位) sent to the finance
-    department of its level."""
+    department of its level: one row per (year, department), holding the latest submitted
+    version (`version`, figures, `snapshot`); every version stays in `DepartmentSummaryVersion`."""
 
     __tablename__ = "department_summaries"
     id: Mapped[intpk]
@@ -156,7 +157,29 @@ class DepartmentSummary(Base):
     snapshot: Mapped[dict[str, Any]]
     submitted_by: Mapped[str] = mapped_column(String(100))
     submitted_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)  # submissions so far (返回后重报 +1)
+    updated_at: Mapped[CreatedAt]
     __table_args__ = (UniqueConstraint("year", "department_unit_id"),)
+
+
+class DepartmentSummaryVersion(Base):
+    """An immutable snapshot of a department summary as submitted (one per submission): the
+    units and figures as they were sent, so a return and resubmission keeps the history."""
+
+    __tablename__ = "department_summary_versions"
+    id: Mapped[intpk]
+    summary_id: Mapped[int] = mapped_column(ForeignKey("department_summaries.id"))
+    version_no: Mapped[int]
+    units_count: Mapped[int]
+    canteen_total: Mapped[Decimal] = mapped_column(Money)
+    reserved_amount: Mapped[Decimal] = mapped_column(Money)
+    union_total: Mapped[Decimal] = mapped_column(Money)
+    union_expected_amount: Mapped[Decimal] = mapped_column(Money)
+    flagged_count: Mapped[int]
+    snapshot: Mapped[dict[str, Any]]
+    submitted_by: Mapped[str] = mapped_column(String(100))
+    submitted_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("summary_id", "version_no"),)
 
 
 class FinanceReview(Base):
@@ -169,6 +192,7 @@ class FinanceReview(Base):
     reviewer_sub: Mapped[str] = mapped_column(String(100))
     reviewer_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
     reason: Mapped[str | None] = mapped_column(Text)
+    summary_version: Mapped[int] = mapped_column(Integer, default=1)  # the version reviewed
     at: Mapped[CreatedAt]
 
 
