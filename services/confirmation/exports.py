@@ -231,7 +231,15 @@ async def write_sheet(
     if isinstance(batches, Sequence):
         await asyncio.to_thread(writer.write, batches)
     else:
-        async for batch in batches:
-            await asyncio.to_thread(writer.write, batch)
+        # the next batch is fetched while the thread writes this one (at most two in memory)
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for batch in batches:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, batch))
+        finally:
+            if writing is not None:
+                await writing
     await asyncio.to_thread(writer.close)
     return writer.row
