@@ -1,4 +1,5 @@
-"""Finance aggregates: hand-overs up the finance tree (versions, status, parent)
+"""Finance aggregates: hand-overs up the finance tree (versions, status, parent); GIN index on
+filings.flags (finance checks)
 
 Revision ID: 0011
 Revises: 0005
@@ -85,9 +86,11 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("status <> 'returned'"),
     )
+    op.create_index("ix_filings_flags", "filings", ["flags"], postgresql_using="gin")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_filings_flags", table_name="filings", postgresql_using="gin")
     op.drop_index(
         "uq_finance_aggregates_live",
         table_name="finance_aggregates",

@@ -18,6 +18,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money, intpk, str_enum
+from shared.models.filings import Filing
 
 
 class AggregateStatus(enum.StrEnum):
@@ -63,3 +64,8 @@ class FinanceAggregate(Base):
             postgresql_where=text("status <> 'returned'"),
         ),
     )
+
+
+# Finance checks select filings by the flags computed at submit (`below_soft_floor`,
+# `shared_contact_mobile`, any flag): a GIN index answers `flags @> ARRAY[...]` over a province.
+Index("ix_filings_flags", Filing.flags, postgresql_using="gin")
