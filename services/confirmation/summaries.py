@@ -67,11 +67,15 @@ CONFIRMED_OR_LATER = frozenset(
 """A filing that needs no (new) confirmation: confirmed by its superior, or already part of a
 summary (after a finance return, the filings the department did not send back stay as they are)."""
 FILED = CONFIRMED_OR_LATER | {FilingStatus.SUBMITTED.value}
-INTO_SUMMARY = (
-    FilingStatus.CONFIRMED.value,
-    FilingStatus.FINANCE_RETURNED.value,
-    FilingStatus.SUBMITTED.value,  # the supervising unit's own filing: submitted is enough
-)
+INTO_SUMMARY = (FilingStatus.CONFIRMED.value, FilingStatus.FINANCE_RETURNED.value)
+OWN_INTO_SUMMARY = (*INTO_SUMMARY, FilingStatus.SUBMITTED.value)
+"""The supervising unit's own filing: submitted is enough (no superior in its department)."""
+
+_SUMMARY_LABELS = {
+    SummaryStatus.SUBMITTED: "待财政部门审核",
+    SummaryStatus.CONFIRMED: "财政部门已审核确认",
+    SummaryStatus.RETURNED: "财政部门已退回",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +317,7 @@ async def _move_filings(
     for filing_id, status, canteen_status, union_status in moved:
         changes = audit.diff(
             {"status": status, "canteen_status": canteen_status, "union_status": union_status},
-            {"status": to_status, "canteen_status": to_status, "union_status": to_status},
+            dict.fromkeys(("status", "canteen_status", "union_status"), to_status.value),
         )
         events.append(
             {
@@ -440,15 +444,16 @@ async def submit_summary(
             submitted_at=now,
         ),
     )
-    await _move_filings(
-        session,
-        principal,
-        [int(r["filing_id"]) for r in c.included],
-        INTO_SUMMARY,
-        FilingStatus.DEPARTMENT_SUBMITTED,
-        "department_submitted",
-        None,
-    )
+    for own, allowed in ((True, OWN_INTO_SUMMARY), (False, INTO_SUMMARY)):
+        await _move_filings(
+            session,
+            principal,
+            [int(r["filing_id"]) for r in c.included if (r["unit_id"] == department.id) == own],
+            allowed,
+            FilingStatus.DEPARTMENT_SUBMITTED,
+            "department_submitted",
+            None,
+        )
     await audit.record(
         session,
         principal,
@@ -461,13 +466,6 @@ async def submit_summary(
         | {"units_count": [None, len(c.included)]},
     )
     return snapshot_out(summary, department.name)
-
-
-_SUMMARY_LABELS = {
-    SummaryStatus.SUBMITTED: "待财政部门审核",
-    SummaryStatus.CONFIRMED: "财政部门已审核确认",
-    SummaryStatus.RETURNED: "财政部门已退回",
-}
 
 
 def _units_out(snapshot: dict[str, Any]) -> list[SummaryUnitOut]:

@@ -166,3 +166,25 @@ async def _finance_return(client: httpx.AsyncClient, tree: Tree) -> None:
         headers=auth("finance", finance_id),
     )
     assert r.status_code == 200, r.text
+
+
+async def test_two_finance_reviewers_at_once_one_wins(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    tree, ids = await _department_with_confirmed_filings(session)
+    assert (await _submit(confirmation_client, tree.department.id)).status_code == 201
+    fin = auth("finance", tree.finance.id)
+    summary_id = (
+        await confirmation_client.get("/api/v1/finance/2024/summaries", headers=fin)
+    ).json()["items"][0]["id"]
+    url = f"/api/v1/finance/2024/summaries/{summary_id}"
+    confirmed, returned = await asyncio.gather(
+        confirmation_client.post(f"{url}/confirm", json={}, headers=fin),
+        confirmation_client.post(f"{url}/return", json={"reason": "复核"}, headers=fin),
+    )
+    assert sorted([confirmed.status_code, returned.status_code]) == [200, 409]
+    loser = confirmed if confirmed.status_code == 409 else returned
+    assert loser.json()["code"] in {"concurrent_update", "summary_not_submitted"}
+    expected = "finance_confirmed" if confirmed.status_code == 200 else "finance_returned"
+    assert await statuses(session, *ids) == [expected] * 3
+    assert len([k for k in await outbox(session) if k.startswith("summary:")]) == 1

@@ -169,3 +169,25 @@ async def test_a_finance_department_never_sees_another_regions_summaries(
         f"/api/v1/departments/{tree.department.id}/summary/2024/submit", headers=gd
     )
     assert r.status_code == 403 and r.json()["code"] == "role_forbidden"
+
+
+async def test_finance_and_ops_read_a_filing_of_their_scope_with_masked_mobiles(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    guangxi = await make_unit(
+        session, "广西壮族自治区财政厅", kind=UnitKind.FINANCE_DEPARTMENT, region_code="450000"
+    )
+    filing = await make_submitted_filing(session, tree.unit)
+    await session.commit()
+    url = f"/api/v1/confirmations/2024/filings/{filing.id}"
+    for headers in (auth("finance", tree.finance.id), auth("ops")):
+        r = await confirmation_client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["versions"][0]["snapshot"]["contact_mobile"] == "138****5678"
+    own = await confirmation_client.get(url, headers=auth("unit", tree.unit.id))
+    assert own.json()["versions"][0]["snapshot"]["contact_mobile"] == "13812345678"
+    r = await confirmation_client.get(url, headers=auth("finance", guangxi.id))
+    assert r.status_code == 404
+    r = await confirmation_client.get(url, headers=auth("platform"))
+    assert r.status_code == 403

@@ -11,7 +11,7 @@ from shared.models import FilingStatus
 from tests.confirmation.helpers import decide, outbox, statuses
 from tests.conftest import auth
 from tests.factories import make_submitted_filing, make_unit
-from tests.filing.helpers import make_tree, own_body, save, submit
+from tests.filing.helpers import Tree, make_tree, own_body, save, submit
 
 
 async def test_merged_units_do_not_block_and_the_snapshot_keeps_names_as_submitted(
@@ -152,3 +152,40 @@ async def test_after_a_finance_return_the_department_fixes_its_own_filing_too(
     assert sent.json()["version"] == 2
     assert sent.json()["units"][0]["canteen_total"] == "1500000.00"
     assert await statuses(session, own.id, child.id, sibling.id) == ["department_submitted"] * 3
+
+
+async def test_a_retried_summary_submit_or_review_replays_its_first_answer(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    tree = await make_tree(session)
+    await make_submitted_filing(session, tree.department)
+    await make_submitted_filing(session, tree.unit, status=FilingStatus.CONFIRMED)
+    await make_submitted_filing(session, tree.sibling, status=FilingStatus.CONFIRMED)
+    await session.commit()
+    url = f"/api/v1/departments/{tree.department.id}/summary/2024/submit"
+    headers = {**auth("unit", tree.department.id), "Idempotency-Key": "summary-2024-1"}
+    first = await confirmation_client.post(url, headers=headers)
+    again = await confirmation_client.post(url, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+
+    fin = {**auth("finance", tree.finance.id), "Idempotency-Key": "review-1"}
+    review_url = f"/api/v1/finance/2024/summaries/{first.json()['id']}/return"
+    r1 = await confirmation_client.post(review_url, json={"reason": "复核"}, headers=fin)
+    r2 = await confirmation_client.post(review_url, json={"reason": "复核"}, headers=fin)
+    assert r1.status_code == r2.status_code == 200 and r1.json() == r2.json()
+    r3 = await confirmation_client.post(
+        review_url, json={"reason": "复核"}, headers=fin_plain(tree)
+    )
+    assert r3.status_code == 409 and r3.json()["code"] == "summary_not_submitted"
+    detail = await confirmation_client.get(
+        f"/api/v1/finance/2024/summaries/{first.json()['id']}", headers=fin_plain(tree)
+    )
+    assert [h["action"] for h in detail.json()["history"]] == ["submitted", "returned"]
+    assert [k for k in await outbox(session) if k.startswith("summary:")] == [
+        f"summary:{first.json()['id']}:returned:v1"
+    ]
+
+
+def fin_plain(tree: Tree) -> dict[str, str]:
+    return auth("finance", tree.finance.id)
