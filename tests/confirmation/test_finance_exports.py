@@ -7,6 +7,7 @@ from datetime import datetime
 
 import httpx
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,7 +99,7 @@ async def test_province_workbook_sheets_cells_and_layout(
     all_text = " ".join(str(v) for r in rows for v in r if v is not None)
     assert "13812345678" not in all_text and "13900001111" not in all_text
     # widths fit Chinese text: the long amount header is wider than its characters
-    letter = detail.cell(1, total_col).column_letter
+    letter = get_column_letter(total_col)
     assert (detail.column_dimensions[letter].width or 0) >= 2 * len("年度食堂食材采购总额（元）")
 
     assert [r[1] for r in _rows(wb["未填报"])[1:]] == [
