@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
 from services.confirmation import exports
@@ -25,6 +25,7 @@ from services.confirmation.finance_schemas import (
     NoteIn,
     ReasonIn,
 )
+from shared import idempotency
 from shared.auth import Principal, Role, ensure_unit_in_scope, require_roles
 from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
@@ -36,6 +37,7 @@ from shared.settings import get_settings
 FinanceOrOps = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.OPS))]
 PlatformOrOps = Annotated[Principal, Depends(require_roles(Role.PLATFORM, Role.OPS))]
 ExportReader = Annotated[Principal, Depends(require_roles(Role.UNIT, Role.FINANCE, Role.OPS))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Year = Annotated[int, Path(ge=2000, le=2100, description="fiscal year, e.g. 2024")]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 FinanceDepartmentQuery = Annotated[
@@ -187,33 +189,65 @@ async def get_aggregate(
     return await svc.live_aggregate(session, year, scope)
 
 
-@finance_router.post("/{year}/aggregate/submit", status_code=201)
+@finance_router.post("/{year}/aggregate/submit", status_code=201, response_model=AggregateOut)
 async def submit_aggregate(
     year: Year,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require_roles(Role.FINANCE))],
-) -> AggregateOut:
+    idempotency_key: IdempotencyKey = None,
+) -> AggregateOut | JSONResponse:
     """汇总上报: a city/county department hands its region to its parent finance department; the
     provincial department hands the province to the platform. 409 `aggregate_incomplete` with
-    `missing` while a department summary is not confirmed or a lower hand-over not received."""
+    `missing` while a department summary is not confirmed or a lower hand-over not received.
+    `Idempotency-Key` makes a retry return the first answer."""
+    replay = await idempotency.claim(
+        session,
+        principal,
+        idempotency_key,
+        method="POST",
+        path=request.url.path,
+        request_hash=idempotency.request_hash({}),
+    )
+    if replay is not None:
+        return JSONResponse(replay.response_body, status_code=replay.response_status)
     scope = await svc.finance_scope(session, principal, None)
-    aggregate = await svc.submit_aggregate(session, principal, year, scope)
-    return svc.aggregate_out(aggregate)
+    out = svc.aggregate_out(await svc.submit_aggregate(session, principal, year, scope))
+    await idempotency.complete(
+        session, principal, idempotency_key, 201, out.model_dump(mode="json")
+    )
+    return out
 
 
 async def _decide(
     session: SessionDep,
+    request: Request,
     principal: Principal,
     year: int,
     aggregate_id: int,
     action: str,
     reason: str | None,
-) -> AggregateOut:
+    idempotency_key: str | None,
+) -> AggregateOut | JSONResponse:
+    replay = await idempotency.claim(
+        session,
+        principal,
+        idempotency_key,
+        method="POST",
+        path=request.url.path,
+        request_hash=idempotency.request_hash({"action": action, "reason": reason}),
+    )
+    if replay is not None:
+        return JSONResponse(replay.response_body, status_code=replay.response_status)
     aggregate = await svc.aggregate_for_decider(session, principal, aggregate_id)
     if aggregate.year != year:
         raise NotFound("汇总不存在或无权访问", code="aggregate_not_found")
     await svc.decide_aggregate(session, principal, aggregate, action, reason)
-    return svc.aggregate_out(aggregate)
+    out = svc.aggregate_out(aggregate)
+    await idempotency.complete(
+        session, principal, idempotency_key, 200, out.model_dump(mode="json")
+    )
+    return out
 
 
 @finance_router.get("/{year}/aggregates/{aggregate_id}")
@@ -235,20 +269,37 @@ async def read_aggregate(
     return svc.aggregate_out(found)
 
 
-@finance_router.post("/{year}/aggregates/{aggregate_id}/confirm")
+@finance_router.post("/{year}/aggregates/{aggregate_id}/confirm", response_model=AggregateOut)
 async def confirm_aggregate(
-    year: Year, aggregate_id: RowId, body: NoteIn, session: SessionDep, principal: FinanceOrOps
-) -> AggregateOut:
-    """The level above confirms a hand-over (the platform's: ops)."""
-    return await _decide(session, principal, year, aggregate_id, "confirm", body.note)
+    year: Year,
+    aggregate_id: RowId,
+    body: NoteIn,
+    request: Request,
+    session: SessionDep,
+    principal: FinanceOrOps,
+    idempotency_key: IdempotencyKey = None,
+) -> AggregateOut | JSONResponse:
+    """The level above confirms a hand-over (the platform's: ops). `Idempotency-Key` honoured."""
+    return await _decide(
+        session, request, principal, year, aggregate_id, "confirm", body.note, idempotency_key
+    )
 
 
-@finance_router.post("/{year}/aggregates/{aggregate_id}/return")
+@finance_router.post("/{year}/aggregates/{aggregate_id}/return", response_model=AggregateOut)
 async def return_aggregate(
-    year: Year, aggregate_id: RowId, body: ReasonIn, session: SessionDep, principal: FinanceOrOps
-) -> AggregateOut:
-    """The level above returns a hand-over with a reason; the lower department resubmits."""
-    return await _decide(session, principal, year, aggregate_id, "return", body.reason)
+    year: Year,
+    aggregate_id: RowId,
+    body: ReasonIn,
+    request: Request,
+    session: SessionDep,
+    principal: FinanceOrOps,
+    idempotency_key: IdempotencyKey = None,
+) -> AggregateOut | JSONResponse:
+    """The level above returns a hand-over with a reason; the lower department resubmits.
+    `Idempotency-Key` honoured."""
+    return await _decide(
+        session, request, principal, year, aggregate_id, "return", body.reason, idempotency_key
+    )
 
 
 @platform_router.get("/aggregates/{year}")

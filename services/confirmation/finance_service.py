@@ -479,10 +479,11 @@ async def aggregate_for_decider(
     found = await repo.get_aggregate(session, aggregate_id)
     if found is None:
         raise NotFound("汇总不存在或无权访问", code="aggregate_not_found")
-    if principal.role == Role.FINANCE:
-        if found.parent_finance_department_id != principal.unit_id:
-            raise NotFound("汇总不存在或无权访问", code="aggregate_not_found")
-        await repo.lock_unit(session, principal.require_unit_id())
+    if principal.role == Role.FINANCE and found.parent_finance_department_id != principal.unit_id:
+        raise NotFound("汇总不存在或无权访问", code="aggregate_not_found")
+    if found.parent_finance_department_id is not None:
+        # the receiver's row: a decision waits for (or blocks) the receiver's own hand-up
+        await repo.lock_unit(session, found.parent_finance_department_id)
     return await repo.lock_aggregate(session, aggregate_id)
 
 
