@@ -157,7 +157,9 @@ async def sums_by_finance_department_and_top(
 ) -> list[dict[str, Any]]:
     """Counts and sums per (finance department, first element of the unit's path) in one scan:
     when a department's supervising unit has no parent, the first path element is the
-    department, so one pass gives both the regions and the departments of a province."""
+    department, so one pass gives both the regions and the departments of a province. The
+    grouping expression is the one of the extended statistics `st_org_units_department`
+    (migration 0011): keep them identical."""
     rows = await session.execute(
         text(
             f"""
