@@ -182,3 +182,29 @@ async def test_finance_filings_by_status_flag_and_department(
     assert [(i["unit_name"], i["reserved_amount"]) for i in items] == [
         ("广州市第一中学", str(Decimal("80000.00")))
     ]
+
+
+async def test_every_check_answers_for_a_year_without_policy(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    t = await make_finance_tree(session)
+    await make_submitted_filing(session, t.school, year=2030, canteen_ratio="5")
+    await session.commit()
+    for kind in (
+        "not_filed",
+        "below_national_floor",
+        "below_soft_floor",
+        "flagged",
+        "not_confirmed",
+        "no_canteen_remark",
+        "shared_contact",
+    ):
+        r = await confirmation_client.get(
+            f"/api/v1/finance/2030/checks?kind={kind}", headers=auth("finance", t.province.id)
+        )
+        assert r.status_code == 200, (kind, r.text)
+        if kind == "not_filed":
+            assert r.json()["total"] == 5
+            assert r.json()["items"][0]["deadline"] is None  # no policy, no deadline
+        if kind == "below_national_floor":
+            assert r.json()["items"] == []  # no floor to be below
