@@ -337,7 +337,7 @@ async def submit_aggregate(
             code="aggregate_already_submitted",
             extra={"aggregate_id": current.id},
         )
-    missing, departments, lower = await _missing(session, year, scope)
+    missing, departments, _ = await _missing(session, year, scope)
     if missing:
         names = "、".join(m.name for m in missing[:10])
         raise AggregateIncomplete(
@@ -346,7 +346,15 @@ async def submit_aggregate(
             extra={"missing": [m.model_dump() for m in missing]},
         )
     await repo.lock_summaries(session, [d["summary_id"] for d in departments])
-    lower = await repo.latest_aggregates(session, year, list(lower), lock=True)
+    # the live hand-overs to this department (a returned one, or one of a finance department
+    # since closed that never handed up here, is no part of the snapshot)
+    lower = {
+        fd: a
+        for fd, a in (
+            await repo.latest_aggregates(session, year, [c.id for c in _children(scope)], lock=True)
+        ).items()
+        if a.parent_finance_department_id == root.id and a.status in repo.LIVE_STATUSES
+    }
     now = datetime.now(UTC)
     totals: dict[str, Any] = {
         "units": 0,

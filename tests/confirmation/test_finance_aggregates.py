@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import AuditLog, FilingStatus, FinanceAggregate
+from shared.models import AuditLog, FilingStatus, FinanceAggregate, UnitStatus
 from tests.confirmation.finance_tree import FinanceTree, make_finance_tree, make_summary
 from tests.conftest import auth
 from tests.factories import make_submitted_filing
@@ -270,3 +270,30 @@ async def test_finance_never_sees_another_region(
     assert (
         await confirmation_client.post(f"/api/v1/finance/{Y}/aggregate/submit", headers=auth("ops"))
     ).status_code == 403
+
+
+async def test_a_closed_city_with_a_returned_hand_over_is_left_out(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    t = await make_finance_tree(session)
+    await _file_everything(session, t)
+    await make_summary(session, t.city_education, t.city, units=2)
+    await make_summary(session, t.education, t.province, units=3)
+    await make_summary(session, t.forestry, t.province, units=1)
+    city = await confirmation_client.post(
+        f"/api/v1/finance/{Y}/aggregate/submit", headers=auth("finance", t.city.id)
+    )
+    prov_h = auth("finance", t.province.id)
+    r = await confirmation_client.post(
+        f"/api/v1/finance/{Y}/aggregates/{city.json()['id']}/return",
+        json={"reason": "撤并前退回"},
+        headers=prov_h,
+    )
+    assert r.status_code == 200
+    t.city.status = UnitStatus.REVOKED  # the city's finance department is closed (撤销)
+    session.add(t.city)
+    await session.commit()
+    r = await confirmation_client.post(f"/api/v1/finance/{Y}/aggregate/submit", headers=prov_h)
+    assert r.status_code == 201, r.text
+    assert r.json()["snapshot"]["regions"] == []
+    assert r.json()["units"] == 4
