@@ -32,6 +32,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.masking import mask_mobile
 from shared.models import FilingStatus, UnitKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.policy import effective_policies
 from shared.settings import get_settings
 
 FinanceOrOps = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.OPS))]
@@ -113,13 +114,18 @@ async def checks(
     with the figures that put them there (`threshold`; for `not_filed` the deadline, `days_left`
     and `close_to_deadline`). `flagged` may be narrowed by `flag`. `total` counts every match."""
     fds, _ = await svc.scope_ids_or_all(session, principal, finance_department_id)
-    needs_policy = kind in ("not_filed", "below_national_floor", "below_soft_floor")
-    policies = await svc.region_policies(session, year, fds) if needs_policy else {}
+    # the national-floor check compares in SQL (every region's floor); the others need the
+    # policy only for the figures of the page's units
+    policies = (
+        await svc.region_policies(session, year, fds) if kind == "below_national_floor" else {}
+    )
     flt = svc.check_filter(kind, policies, flag)
     rows = await repo.list_units(
         session, year, fds, flt, after_id=decode_cursor(cursor), limit=limit
     )
     page = rows[:limit]
+    if kind in ("not_filed", "below_soft_floor") and page:
+        policies = await effective_policies(session, year, sorted({r["region_code"] for r in page}))
     today = svc.today()
     return CheckPage(
         kind=kind,
