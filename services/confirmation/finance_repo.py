@@ -132,26 +132,6 @@ def _params(year: int, fds: Sequence[int], **extra: Any) -> dict[str, Any]:
     return {"year": year, "fds": list(fds), "confirmed_statuses": list(CONFIRMED_STATUSES), **extra}
 
 
-async def sums_by_finance_department(
-    session: AsyncSession, year: int, fds: Sequence[int]
-) -> dict[int, dict[str, Any]]:
-    """Counts and sums of the active budget units of each finance department in `fds`."""
-    rows = await session.execute(
-        text(
-            f"""
-            SELECT u.finance_department_id AS fd, {_SUMS}
-              FROM org_units u
-              LEFT JOIN filings f ON f.unit_id = u.id AND f.year = :year
-             WHERE u.kind = '{BUDGET}' AND u.status = '{ACTIVE}'
-               AND u.finance_department_id = ANY(:fds)
-             GROUP BY u.finance_department_id
-            """
-        ),
-        _params(year, fds),
-    )
-    return {int(r.fd): dict(r._mapping) for r in rows}
-
-
 async def sums_by_finance_department_and_top(
     session: AsyncSession, year: int, fds: Sequence[int]
 ) -> list[dict[str, Any]]:
@@ -187,24 +167,6 @@ async def department_roots(
         {} if fds is None else {"fds": list(fds)},
     )
     return [dict(r._mapping) for r in rows]
-
-
-async def latest_summaries(
-    session: AsyncSession, year: int, department_ids: Sequence[int]
-) -> dict[int, tuple[int, str]]:
-    """The latest summary (id, status) of each department."""
-    rows = await session.execute(
-        text(
-            """
-            SELECT DISTINCT ON (department_unit_id) department_unit_id, id, status
-              FROM department_summaries
-             WHERE year = :year AND department_unit_id = ANY(:ids)
-             ORDER BY department_unit_id, id DESC
-            """
-        ),
-        {"year": year, "ids": list(department_ids)},
-    )
-    return {int(r.department_unit_id): (int(r.id), str(r.status)) for r in rows}
 
 
 async def sums_by_department(
