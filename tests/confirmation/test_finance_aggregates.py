@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.models import AuditLog, FilingStatus, FinanceAggregate, UnitStatus
 from tests.confirmation.finance_tree import FinanceTree, make_finance_tree, make_summary
 from tests.conftest import auth
-from tests.factories import make_submitted_filing
+from tests.factories import make_submitted_filing, make_unit
 
 Y = 2024
 
@@ -297,3 +297,32 @@ async def test_a_closed_city_with_a_returned_hand_over_is_left_out(
     assert r.status_code == 201, r.text
     assert r.json()["snapshot"]["regions"] == []
     assert r.json()["units"] == 4
+
+
+async def test_departments_hung_under_a_finance_department_are_counted_by_subtree(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    """A supervising unit whose parent is its finance department (not a root of the tree): the
+    aggregate falls back to one range probe per department and counts the same."""
+    t = await make_finance_tree(session)
+    hung = await make_unit(
+        session, "广东省水利厅", parent=t.province, finance_department=t.province
+    )
+    sub = await make_unit(session, "广东省水利厅下属站", parent=hung, finance_department=t.province)
+    await make_submitted_filing(session, hung, status=FilingStatus.CONFIRMED)
+    await make_submitted_filing(session, sub, flags=("union_zero_amounts",))
+    await session.commit()
+    body = (
+        await confirmation_client.get(
+            f"/api/v1/finance/{Y}/aggregate", headers=auth("finance", t.province.id)
+        )
+    ).json()
+    depts = {d["department_name"]: d for d in body["departments"]}
+    assert set(depts) == {"广东省教育厅", "广东省林业局", "广东省水利厅"}
+    water = depts["广东省水利厅"]
+    assert (water["units"], water["filed"], water["confirmed"], water["flagged"]) == (2, 2, 1, 1)
+    assert water["reserved_amount"] == "600000.00"
+    assert depts["广东省教育厅"]["units"] == 3
+    assert body["totals"]["units"] == 8
+    missing = {m["name"] for m in body["missing"]}
+    assert "广东省水利厅" in missing
