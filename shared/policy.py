@@ -122,3 +122,58 @@ async def effective_policy(session: AsyncSession, year: int, region_code: str) -
     return EffectivePolicy(
         year=year, region_code=region_code, chain=chain, sources=sources, **values
     )
+
+
+_CHAINS_SQL = text(
+    """
+    WITH RECURSIVE chain(code, ancestor, depth) AS (
+        SELECT code, code, 0 FROM regions WHERE code = ANY(:codes)
+        UNION ALL
+        SELECT c.code, r.parent_code, c.depth + 1
+          FROM chain c JOIN regions r ON r.code = c.ancestor
+         WHERE r.parent_code IS NOT NULL AND c.depth < 10
+    )
+    SELECT code, ancestor FROM chain ORDER BY code, depth
+    """
+)
+
+
+async def effective_policies(
+    session: AsyncSession, year: int, region_codes: list[str]
+) -> dict[str, EffectivePolicy | None]:
+    """`effective_policy` of many regions in two queries (lists over a province's regions); a
+    region without any policy row (or unknown) maps to None instead of raising."""
+    chains: dict[str, list[str]] = {}
+    for code, ancestor in await session.execute(_CHAINS_SQL, {"codes": list(region_codes)}):
+        chains.setdefault(str(code), []).append(str(ancestor))
+    for chain in chains.values():
+        if NATIONAL_REGION not in chain:
+            chain.append(NATIONAL_REGION)
+    wanted = sorted({c for chain in chains.values() for c in chain})
+    result = await session.execute(
+        text("SELECT * FROM policies WHERE year = :year AND region_code = ANY(:codes)"),
+        {"year": year, "codes": wanted},
+    )
+    rows = {row.region_code: row for row in result}
+    out: dict[str, EffectivePolicy | None] = {}
+    for code in region_codes:
+        found = chains.get(code)
+        if found is None or not any(c in rows for c in found):
+            out[code] = None
+            continue
+        chain = found
+        values: dict[str, Any] = {}
+        sources: dict[str, str | None] = {}
+        for name in POLICY_FIELDS:
+            values[name] = None
+            sources[name] = None
+            for c in chain:
+                row = rows.get(c)
+                if row is not None and getattr(row, name) is not None:
+                    values[name] = getattr(row, name)
+                    sources[name] = c
+                    break
+        out[code] = EffectivePolicy(
+            year=year, region_code=code, chain=tuple(chain), sources=sources, **values
+        )
+    return out

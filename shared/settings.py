@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     import_batch_size: int = Field(default=5_000, ge=1)
     voucher_dir: str = ".embedded/vouchers"
 
+    # confirmation (checks and exports)
+    deadline_warning_days: int = Field(default=7, ge=0)
+
     # notify
     sms_provider: Literal["log", "http"] = "log"
     sms_http_url: str = ""

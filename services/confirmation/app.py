@@ -12,6 +12,11 @@ from services.confirmation.endpoints import (
     reviews_router,
     summaries_router,
 )
+from services.confirmation.finance_endpoints import (
+    department_export_router,
+    finance_router,
+    platform_router,
+)
 from shared.web import create_service_app
 
 
@@ -19,5 +24,12 @@ def create_app() -> FastAPI:
     return create_service_app(
         "confirmation",
         "Confirmation service (预留份额确认与汇总)",
-        routers=[confirmations_router, summaries_router, reviews_router],
+        routers=[
+            confirmations_router,
+            summaries_router,
+            reviews_router,
+            finance_router,
+            platform_router,
+            department_export_router,
+        ],
     )

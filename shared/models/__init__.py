@@ -1,5 +1,6 @@
 """The whole shared schema. Services import models from here; only migrations change tables."""
 
+from shared.models.aggregates import AggregateStatus, FinanceAggregate
 from shared.models.audit import AuditLog, IdempotencyRecord
 from shared.models.base import Base
 from shared.models.confirmations import PayeeSmsRequest, PaymentConfirmationRound
@@ -56,6 +57,7 @@ from shared.models.statements import StatementDuplicate
 
 __all__ = [
     "OPEN_ORDER_STATUSES",
+    "AggregateStatus",
     "AllocationSource",
     "AuditLog",
     "BankTransaction",
@@ -70,6 +72,7 @@ __all__ = [
     "FilingSharedUnit",
     "FilingStatus",
     "FilingVersion",
+    "FinanceAggregate",
     "FinanceReview",
     "IdempotencyRecord",
     "Order",
