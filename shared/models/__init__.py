@@ -50,6 +50,7 @@ from shared.models.payments import (
     TxOutcome,
 )
 from shared.models.policy import FilingReopening, Policy
+from shared.models.progress import ProgressAreaKey, ProgressCounter, ProgressUnitTotal
 
 __all__ = [
     "OPEN_ORDER_STATUSES",
@@ -80,6 +81,9 @@ __all__ = [
     "PaymentConfirmationEntry",
     "PaymentVoucher",
     "Policy",
+    "ProgressAreaKey",
+    "ProgressCounter",
+    "ProgressUnitTotal",
     "ProvincialAggregate",
     "PurchaseChannel",
     "Region",
