@@ -74,6 +74,13 @@ class Figures(BaseModel):
     priority_areas: PriorityAreas
 
 
+class MergedUnit(BaseModel):
+    unit_id: int
+    name: str
+    canteen_purchased: MoneyOut
+    union_purchased: MoneyOut
+
+
 class UnitProgressOut(Figures):
     unit_id: int
     unit_name: str
@@ -81,6 +88,7 @@ class UnitProgressOut(Figures):
     year: int
     monthly: list[MonthAmount]
     projection: Projection
+    merged_units: list[MergedUnit]  # units merged into this one: their figures stay theirs
     as_of: datetime
 
 
@@ -210,6 +218,15 @@ async def unit_progress(
             on_track=None if reserved is None or reserved <= 0 else projected >= reserved,
             method=method,
         ),
+        merged_units=[
+            MergedUnit(
+                unit_id=m.id,
+                name=m.name,
+                canteen_purchased=m.canteen_amount,
+                union_purchased=m.union_amount,
+            )
+            for m in await repo.merged_into(session, year, unit_id)
+        ],
         as_of=as_of,
     )
 

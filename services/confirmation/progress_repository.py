@@ -31,6 +31,24 @@ async def unit_totals(session: AsyncSession, year: int, unit_id: int) -> Any:
     ).first()
 
 
+async def merged_into(session: AsyncSession, year: int, unit_id: int) -> list[Any]:
+    """Units merged into this one, with their own counted amounts of the year (their history
+    stays under their own ids)."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT u.id, u.name, coalesce(t.canteen_amount, 0) AS canteen_amount,
+                   coalesce(t.union_amount, 0) AS union_amount
+              FROM org_units u
+              LEFT JOIN progress_unit_totals t ON t.year = :y AND t.unit_id = u.id
+             WHERE u.merged_into_id = :u ORDER BY u.id
+            """
+        ),
+        {"y": year, "u": unit_id},
+    )
+    return list(rows)
+
+
 async def monthly_canteen(session: AsyncSession, years: list[int], unit_id: int) -> dict:
     """{(year, month): amount} of the canteen channels."""
     rows = await session.execute(
