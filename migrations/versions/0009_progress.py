@@ -71,10 +71,10 @@ FUNCTIONS = (
         FOR EACH STATEMENT EXECUTE FUNCTION progress_rebuild_area_keys()
     """,
     # An origin → 'key_county' | 'paired_county' | 'paired_area' | 'none'.
-    # A 6-digit region code is replaced by "<parent name><name>" from `regions`. The normalised
-    # text is cut after each administrative suffix (省 区 市 州 盟): a tail whose core name is a
-    # paired county matches if what precedes it is empty or names the county's province or
-    # prefecture ("广东省X市凤山县" does not match Hechi's 凤山县). Paired areas match when the
+    # A 6-digit region code is replaced by "<parent name><name>" from `regions`. A tail of the
+    # normalised text whose core name is a paired county's matches if what precedes it is empty
+    # or names the county's province or prefecture ("广东省X市凤山县" does not match Hechi's
+    # 凤山县; "广西河池罗城县" matches 罗城仫佬族自治县). Paired areas match when the
     # text contains the area's core name (喀什, 林芝).
     """
     CREATE FUNCTION progress_area_class(origin text) RETURNS text
@@ -97,8 +97,7 @@ FUNCTIONS = (
         SELECT CASE WHEN k.key_county THEN 'key_county' ELSE 'paired_county' END INTO found
           FROM generate_series(1, length(s)) AS i
           JOIN progress_area_keys k ON k.core = progress_place_core(substr(s, i))
-         WHERE (i = 1 OR substr(s, i - 1, 1) IN ('省', '区', '市', '州', '盟'))
-           AND (i = 1 OR strpos(left(s, i - 1), k.province_core) > 0
+         WHERE (i = 1 OR strpos(left(s, i - 1), k.province_core) > 0
                       OR strpos(left(s, i - 1), k.prefecture_core) > 0)
          ORDER BY i
          LIMIT 1;
