@@ -305,12 +305,14 @@ EXPORT_COLUMNS = (
 
 
 def _cells(row: ProgressRow) -> list[Any]:
-    flat: dict[str, Any] = {
-        **row.model_dump(exclude={"by_channel", "priority_areas"}),
-        **row.by_channel.model_dump(exclude={"union"}),
-        **row.priority_areas.model_dump(exclude={"total"}),
-    }
-    return [float(v) if isinstance(v, Decimal) else v for v in (flat[c] for c, _ in EXPORT_COLUMNS)]
+    c, a = row.by_channel, row.priority_areas
+    values = (
+        row.key, row.name, row.units_count, row.reserved_amount, row.canteen_purchased,
+        row.canteen_completion_pct, row.union_expected_amount, row.union_purchased,
+        row.union_completion_pct, c.unit, c.contractor, c.personal, a.paired_counties,
+        a.key_counties, a.paired_areas_other, a.share_pct,
+    )  # fmt: skip
+    return [float(v) if isinstance(v, Decimal) else v for v in values]
 
 
 def build_xlsx(rows: list[ProgressRow], totals: ProgressRow, title: str) -> bytes:

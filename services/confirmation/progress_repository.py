@@ -111,9 +111,9 @@ _GROUPS = {
     "unit": ("id", "name"),
     "department": (
         "department_id",
-        "(SELECT d.name FROM org_units d WHERE d.id = g.department_id)",
+        "(SELECT d.name FROM org_units d WHERE d.id = g.key)",
     ),
-    "region": ("region_code", "(SELECT r.name FROM regions r WHERE r.code = g.region_code)"),
+    "region": ("region_code", "(SELECT r.name FROM regions r WHERE r.code = g.key)"),
 }
 
 
