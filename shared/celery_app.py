@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu import Queue
 
@@ -25,7 +26,12 @@ QUEUE_MATCHING = "matching"  # bank-statement matching (payments)
 QUEUE_NOTIFY = "notify"  # SMS sending (notify)
 QUEUES = (QUEUE_DEFAULT, QUEUE_MATCHING, QUEUE_NOTIFY)
 
-TASK_MODULES = ["shared.tasks", "services.payments.tasks", "services.notify.tasks"]
+TASK_MODULES = [
+    "shared.tasks",
+    "services.payments.tasks",
+    "services.notify.tasks",
+    "services.confirmation.progress_tasks",
+]
 
 
 def make_celery() -> Celery:
@@ -62,6 +68,11 @@ def make_celery() -> Celery:
             "payments-match-pending": {
                 "task": "payments.match_pending",
                 "schedule": 60.0,
+            },
+            # progress counters against a recomputation from the orders (drift must be zero)
+            "progress-check-drift": {
+                "task": "progress.check_drift",
+                "schedule": crontab(hour=2, minute=30),
             },
         },
     )
