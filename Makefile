@@ -6,6 +6,9 @@
 PY ?= .venv/bin/python
 VENV ?= .venv
 N ?= 1000000
+UNITS ?= 60000
+ORDERS ?= 10000000
+COMPLETIONS ?= 100000
 PYTEST_ARGS ?=
 
 VENV_PY := $(VENV)/bin/python
@@ -14,7 +17,7 @@ STAMP := $(VENV)/.installed
 WRAP := $(PY) deploy/embedded.py --
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match clean
+.PHONY: help venv install lock migrate seed run lint fmt test bench bench-match bench-progress clean
 
 help: ## List the make targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,10 +62,14 @@ fmt: install ## Format the code (ruff format) and apply ruff's fixes
 test: lint ## install, lint, then pytest (extra arguments: PYTEST_ARGS="-k foo -x")
 	$(WRAP) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-match ## Run every benchmark
+bench: bench-match bench-progress ## Run every benchmark
 
 bench-match: install ## Payments matching benchmark (N=1000000 bank lines by default)
 	$(WRAP) $(PY) -m services.payments.bench --n $(N)
+
+bench-progress: install ## Progress benchmark (UNITS=60000 units, ORDERS=10000000, COMPLETIONS=100000)
+	$(WRAP) $(PY) -m services.confirmation.progress_bench --units $(UNITS) --orders $(ORDERS) \
+		--completions $(COMPLETIONS)
 
 clean: ## Stop leftover embedded servers; remove .embedded/ and caches (keeps .venv)
 	@if [ -x "$(PY)" ]; then $(PY) deploy/embedded.py --clean; fi

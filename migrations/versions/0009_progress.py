@@ -32,6 +32,10 @@ _ETHNIC = (
     "|拉祜|佤|景颇|维吾尔|哈萨克|柯尔克孜|塔吉克|锡伯|满|朝鲜|达斡尔|鄂温克|鄂伦春|土|蒙"
 )
 
+# A change to any of them clears the cache of classified origins (and `paired_counties` rebuilds
+# the keys).
+REFERENCE_TABLES = ("paired_counties", "paired_areas", "regions")
+
 FUNCTIONS = (
     r"""
     CREATE FUNCTION progress_normalise_place(place text) RETURNS text
@@ -54,6 +58,10 @@ FUNCTIONS = (
     """
     CREATE FUNCTION progress_rebuild_area_keys() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        DELETE FROM progress_origin_classes;
+        IF TG_TABLE_NAME <> 'paired_counties' THEN
+            RETURN NULL;
+        END IF;
         DELETE FROM progress_area_keys;
         INSERT INTO progress_area_keys (core, province_core, prefecture_core, key_county)
         SELECT DISTINCT ON (progress_place_core(county))
@@ -65,12 +73,16 @@ FUNCTIONS = (
         RETURN NULL;
     END $$
     """,
-    """
-    CREATE TRIGGER paired_counties_progress_keys
-        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON paired_counties
-        FOR EACH STATEMENT EXECUTE FUNCTION progress_rebuild_area_keys()
-    """,
-    # An origin → 'key_county' | 'paired_county' | 'paired_area' | 'none'.
+    *(
+        f"""
+        CREATE TRIGGER {table}_progress_keys
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION progress_rebuild_area_keys()
+        """
+        for table in REFERENCE_TABLES
+    ),
+    # An origin → 'key_county' | 'paired_county' | 'paired_area' | 'none', memoised per origin
+    # text in `progress_origin_classes` (cleared whenever the reference data change).
     # A 6-digit region code is replaced by "<parent name><name>" from `regions`. A tail of the
     # normalised text whose core name is a paired county's matches if what precedes it is empty
     # or names the county's province or prefecture ("广东省X市凤山县" does not match Hechi's
@@ -78,6 +90,22 @@ FUNCTIONS = (
     # text contains the area's core name (喀什, 林芝).
     """
     CREATE FUNCTION progress_area_class(origin text) RETURNS text
+        LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        found text;
+    BEGIN
+        SELECT c.area_class INTO found FROM progress_origin_classes c
+         WHERE c.origin = coalesce($1, '');
+        IF found IS NULL THEN
+            found := progress_classify_origin($1);
+            INSERT INTO progress_origin_classes (origin, area_class)
+            VALUES (coalesce($1, ''), found) ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN found;
+    END $$
+    """,
+    """
+    CREATE FUNCTION progress_classify_origin(origin text) RETURNS text
         LANGUAGE plpgsql STABLE AS $$
     DECLARE
         s text := progress_normalise_place(origin);
@@ -136,7 +164,7 @@ def _apply_sql(signed: str) -> str:
     key order (concurrent transactions lock counter rows in the same order)."""
     return f"""
         WITH d AS ({signed}
-        ), classes AS (
+        ), classes AS MATERIALIZED (  -- once per distinct origin, not per row
             SELECT origin, progress_area_class(origin) AS area_class
               FROM (SELECT DISTINCT origin FROM d) o
         ), g AS (
@@ -302,6 +330,12 @@ def upgrade() -> None:
         sa.Column("key_county", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("core", name=op.f("pk_progress_area_keys")),
     )
+    op.create_table(
+        "progress_origin_classes",
+        sa.Column("origin", sa.Text(), nullable=False),
+        sa.Column("area_class", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("origin", name=op.f("pk_progress_origin_classes")),
+    )
     for statement in (*FUNCTIONS, *ORDER_TRIGGERS):
         op.execute(statement)
     # reference rows loaded before this migration (orders already counted: `python -m
@@ -322,17 +356,20 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER filing_versions_progress ON filing_versions")
     op.execute("DROP TRIGGER orders_progress_update ON orders")
     op.execute("DROP TRIGGER orders_progress_insert ON orders")
-    op.execute("DROP TRIGGER paired_counties_progress_keys ON paired_counties")
+    for table in REFERENCE_TABLES:
+        op.execute(f"DROP TRIGGER {table}_progress_keys ON {table}")
     for function in (
         "progress_filing_versions_insert()",
         "progress_orders_update()",
         "progress_orders_insert()",
         "progress_area_class(text)",
+        "progress_classify_origin(text)",
         "progress_rebuild_area_keys()",
         "progress_place_core(text)",
         "progress_normalise_place(text)",
     ):
         op.execute(f"DROP FUNCTION {function}")
+    op.drop_table("progress_origin_classes")
     op.drop_table("progress_area_keys")
     op.drop_index("ix_progress_unit_totals_year_completion", table_name="progress_unit_totals")
     op.drop_table("progress_unit_totals")

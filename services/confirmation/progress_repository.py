@@ -194,8 +194,8 @@ _EXPECTED = """
                             'Asia/Shanghai') AS smallint) AS month,
                coalesce(origin_county, '') AS origin, amount
           FROM orders WHERE status = 'paid' AND completed_at IS NOT NULL
-    ), classes AS (
-        SELECT origin, progress_area_class(origin) AS area_class
+    ), classes AS MATERIALIZED (
+        SELECT origin, progress_classify_origin(origin) AS area_class
           FROM (SELECT DISTINCT origin FROM d) o
     )
     SELECT d.year, d.unit_id, d.channel, d.month, c.area_class,

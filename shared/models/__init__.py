@@ -50,7 +50,12 @@ from shared.models.payments import (
     TxOutcome,
 )
 from shared.models.policy import FilingReopening, Policy
-from shared.models.progress import ProgressAreaKey, ProgressCounter, ProgressUnitTotal
+from shared.models.progress import (
+    ProgressAreaKey,
+    ProgressCounter,
+    ProgressOriginClass,
+    ProgressUnitTotal,
+)
 
 __all__ = [
     "OPEN_ORDER_STATUSES",
@@ -83,6 +88,7 @@ __all__ = [
     "Policy",
     "ProgressAreaKey",
     "ProgressCounter",
+    "ProgressOriginClass",
     "ProgressUnitTotal",
     "ProvincialAggregate",
     "PurchaseChannel",

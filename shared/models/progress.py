@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Computed, Index, Integer, Numeric, SmallInteger, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, Money
@@ -77,3 +87,11 @@ class ProgressAreaKey(Base):
     province_core: Mapped[str] = mapped_column(String(50))
     prefecture_core: Mapped[str] = mapped_column(String(50))
     key_county: Mapped[bool] = mapped_column(Boolean)
+
+
+class ProgressOriginClass(Base):
+    """Memo of the area class of each origin text seen (cleared when reference data change)."""
+
+    __tablename__ = "progress_origin_classes"
+    origin: Mapped[str] = mapped_column(Text, primary_key=True)
+    area_class: Mapped[str] = mapped_column(String(16))
