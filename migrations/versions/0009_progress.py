@@ -263,6 +263,103 @@ ORDER_TRIGGERS = (
     """,
 )
 
+
+# Per (year, finance department, department, region): the sums of the per-unit totals, so that a
+# province's dashboard (groups and totals) reads a few hundred rows, not every unit. Kept from
+# the changes of `progress_unit_totals` (statement triggers, same transaction); a unit moved to
+# another department, region or finance department rebuilds them (org changes are rare).
+_GROUP_AMOUNTS = (
+    "reserved_amount", "union_expected_amount", "unit_amount", "contractor_amount",
+    "personal_amount", "union_amount", "paired_amount", "key_amount", "other_area_amount",
+)  # fmt: skip
+_GROUP_KEY = (
+    "coalesce(u.finance_department_id, 0) AS finance_department_id, "
+    "CAST(coalesce(nullif(split_part(u.path, '/', 2), ''), '0') AS bigint) AS department_id, "
+    "u.region_code"
+)
+
+
+def _group_delta_sql(signed: str) -> str:
+    sums = ", ".join(f"sum({c})" for c in ("units", "orders", *_GROUP_AMOUNTS))
+    sets = ", ".join(
+        f"{c} = g.{c} + excluded.{c}" for c in ("units_count", "orders", *_GROUP_AMOUNTS)
+    )
+    return f"""
+        INSERT INTO progress_group_totals AS g
+               (year, finance_department_id, department_id, region_code, units_count, orders,
+                {", ".join(_GROUP_AMOUNTS)})
+        SELECT d.year, {_GROUP_KEY}, {sums}
+          FROM ({signed}) d JOIN org_units u ON u.id = d.unit_id
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (year, finance_department_id, department_id, region_code) DO UPDATE
+           SET {sets};
+    """
+
+
+def _unit_rows(table: str, sign: str, units: str) -> str:
+    amounts = ", ".join(f"{sign}coalesce({c}, 0) AS {c}" for c in _GROUP_AMOUNTS)
+    return f"SELECT year, unit_id, {units} AS units, {sign}orders AS orders, {amounts} FROM {table}"
+
+
+GROUP_REBUILD = f"""
+    DELETE FROM progress_group_totals;
+    INSERT INTO progress_group_totals
+           (year, finance_department_id, department_id, region_code, units_count, orders,
+            {", ".join(_GROUP_AMOUNTS)})
+    SELECT t.year, {_GROUP_KEY}, count(*), sum(t.orders),
+           {", ".join(f"coalesce(sum(t.{c}), 0)" for c in _GROUP_AMOUNTS)}
+      FROM progress_unit_totals t JOIN org_units u ON u.id = t.unit_id
+     GROUP BY 1, 2, 3, 4;
+"""
+
+GROUP_TRIGGERS = (
+    f"""
+    CREATE FUNCTION progress_unit_totals_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        {_group_delta_sql(_unit_rows("new_totals", "", "1"))}
+        RETURN NULL;
+    END $$
+    """,
+    f"""
+    CREATE FUNCTION progress_unit_totals_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        {
+        _group_delta_sql(
+            _unit_rows("new_totals", "", "0") + " UNION ALL " + _unit_rows("old_totals", "-", "0")
+        )
+    }
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER progress_unit_totals_insert AFTER INSERT ON progress_unit_totals
+        REFERENCING NEW TABLE AS new_totals
+        FOR EACH STATEMENT EXECUTE FUNCTION progress_unit_totals_insert()
+    """,
+    """
+    CREATE TRIGGER progress_unit_totals_update AFTER UPDATE ON progress_unit_totals
+        REFERENCING OLD TABLE AS old_totals NEW TABLE AS new_totals
+        FOR EACH STATEMENT EXECUTE FUNCTION progress_unit_totals_update()
+    """,
+    f"""
+    CREATE FUNCTION progress_org_units_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT FROM old_units o JOIN new_units n ON n.id = o.id
+                    WHERE n.path IS DISTINCT FROM o.path
+                       OR n.region_code IS DISTINCT FROM o.region_code
+                       OR n.finance_department_id IS DISTINCT FROM o.finance_department_id) THEN
+            {GROUP_REBUILD}
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER org_units_progress AFTER UPDATE ON org_units
+        REFERENCING OLD TABLE AS old_units NEW TABLE AS new_units
+        FOR EACH STATEMENT EXECUTE FUNCTION progress_org_units_update()
+    """,
+)
+
 _CANTEEN = "unit_amount + contractor_amount + personal_amount"
 
 
@@ -336,7 +433,24 @@ def upgrade() -> None:
         sa.Column("area_class", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("origin", name=op.f("pk_progress_origin_classes")),
     )
-    for statement in (*FUNCTIONS, *ORDER_TRIGGERS):
+    op.create_table(
+        "progress_group_totals",
+        sa.Column("year", sa.SmallInteger(), nullable=False),
+        sa.Column("finance_department_id", sa.BigInteger(), nullable=False),
+        sa.Column("department_id", sa.BigInteger(), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("units_count", sa.Integer(), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        *(sa.Column(c, sa.Numeric(16, 2), nullable=False) for c in _GROUP_AMOUNTS),
+        sa.PrimaryKeyConstraint(
+            "year",
+            "finance_department_id",
+            "department_id",
+            "region_code",
+            name=op.f("pk_progress_group_totals"),
+        ),
+    )
+    for statement in (*FUNCTIONS, *ORDER_TRIGGERS, *GROUP_TRIGGERS):
         op.execute(statement)
     # reference rows loaded before this migration (orders already counted: `python -m
     # services.confirmation.progress rebuild`)
@@ -353,6 +467,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER org_units_progress ON org_units")
+    op.execute("DROP TRIGGER progress_unit_totals_update ON progress_unit_totals")
+    op.execute("DROP TRIGGER progress_unit_totals_insert ON progress_unit_totals")
+    for function in ("org_units_update", "unit_totals_update", "unit_totals_insert"):
+        op.execute(f"DROP FUNCTION progress_{function}()")
+    op.drop_table("progress_group_totals")
     op.execute("DROP TRIGGER filing_versions_progress ON filing_versions")
     op.execute("DROP TRIGGER orders_progress_update ON orders")
     op.execute("DROP TRIGGER orders_progress_insert ON orders")

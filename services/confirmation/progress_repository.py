@@ -67,53 +67,68 @@ async def monthly_canteen(session: AsyncSession, years: list[int], unit_id: int)
 
 # The units a finance department tracks: budget units whose finance department is it or one of
 # the finance departments under it (same rule as shared.auth.unit_in_scope).
-_UNITS_OF = """
-    SELECT u.id, u.name, u.region_code, u.path,
-           CAST(split_part(u.path, '/', 2) AS bigint) AS department_id,
-           t.reserved_amount, t.union_expected_amount,
-           coalesce(t.unit_amount, 0) AS unit_amount,
-           coalesce(t.contractor_amount, 0) AS contractor_amount,
-           coalesce(t.personal_amount, 0) AS personal_amount,
-           coalesce(t.union_amount, 0) AS union_amount,
-           coalesce(t.paired_amount, 0) AS paired_amount,
-           coalesce(t.key_amount, 0) AS key_amount,
-           coalesce(t.other_area_amount, 0) AS other_area_amount,
-           coalesce(t.canteen_amount, 0) AS canteen_amount
-      FROM org_units fd
-      JOIN org_units u ON u.finance_department_id IN (
-               SELECT f.id FROM org_units f
-                WHERE f.path LIKE fd.path || '%' AND f.kind = 'finance_department')
-      LEFT JOIN progress_unit_totals t ON t.year = :year AND t.unit_id = u.id
-     WHERE fd.id = :fd AND u.kind = 'budget_unit'
+async def finance_departments_under(session: AsyncSession, finance_department_id: int) -> list[int]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT f.id FROM org_units fd
+              JOIN org_units f ON f.path LIKE fd.path || '%'
+             WHERE fd.id = :fd AND f.kind = 'finance_department'
+            """
+        ),
+        {"fd": finance_department_id},
+    )
+    return [r.id for r in rows]
+
+
+_TOTALS_COLUMNS = """
+    t.reserved_amount, t.union_expected_amount, t.unit_amount, t.contractor_amount,
+    t.personal_amount, t.union_amount, t.paired_amount, t.key_amount, t.other_area_amount,
+    t.canteen_amount
 """
 
 _SUMS = """
     count(*) AS units_count,
-    sum(reserved_amount) AS reserved_amount,
-    sum(union_expected_amount) AS union_expected_amount,
-    sum(unit_amount) AS unit_amount, sum(contractor_amount) AS contractor_amount,
-    sum(personal_amount) AS personal_amount, sum(union_amount) AS union_amount,
-    sum(paired_amount) AS paired_amount, sum(key_amount) AS key_amount,
-    sum(other_area_amount) AS other_area_amount, sum(canteen_amount) AS canteen_amount
+    sum(t.reserved_amount) AS reserved_amount,
+    sum(t.union_expected_amount) AS union_expected_amount,
+    coalesce(sum(t.unit_amount), 0) AS unit_amount,
+    coalesce(sum(t.contractor_amount), 0) AS contractor_amount,
+    coalesce(sum(t.personal_amount), 0) AS personal_amount,
+    coalesce(sum(t.union_amount), 0) AS union_amount,
+    coalesce(sum(t.paired_amount), 0) AS paired_amount,
+    coalesce(sum(t.key_amount), 0) AS key_amount,
+    coalesce(sum(t.other_area_amount), 0) AS other_area_amount,
+    coalesce(sum(t.canteen_amount), 0) AS canteen_amount
 """
 
 _PCT = "CASE WHEN {r} > 0 THEN round({a} * 100 / {r}, 2) END"
 
+# sort key → SQL over a totals-shaped row `t` (the completion percentage is a stored column of
+# the per-unit totals, indexed by (year, completion_pct, unit_id))
 SORTS = {
-    "completion_pct": _PCT.format(a="canteen_amount", r="reserved_amount"),
-    "union_completion_pct": _PCT.format(a="union_amount", r="union_expected_amount"),
-    "canteen_purchased": "canteen_amount",
-    "reserved_amount": "reserved_amount",
-    "union_purchased": "union_amount",
+    "completion_pct": _PCT.format(a="t.canteen_amount", r="t.reserved_amount"),
+    "union_completion_pct": _PCT.format(a="t.union_amount", r="t.union_expected_amount"),
+    "canteen_purchased": "t.canteen_amount",
+    "reserved_amount": "t.reserved_amount",
+    "union_purchased": "t.union_amount",
 }
 
-_GROUPS = {
-    "unit": ("id", "name"),
-    "department": (
-        "department_id",
-        "(SELECT d.name FROM org_units d WHERE d.id = g.key)",
-    ),
-    "region": ("region_code", "(SELECT r.name FROM regions r WHERE r.code = g.key)"),
+# The units listed are those with a row of totals for the year: a submitted filing (its targets)
+# or a counted purchase. Units with neither have nothing to show (the filing checks list them).
+_UNIT_ROWS = f"""
+    SELECT t.unit_id AS key, u.name AS label, {_TOTALS_COLUMNS}
+      FROM progress_unit_totals t
+      JOIN org_units u ON u.id = t.unit_id
+     WHERE t.year = :year AND u.finance_department_id = ANY(:fds) AND u.kind = 'budget_unit'
+"""
+
+_GROUP_KEYS = {"department": "t.department_id", "region": "t.region_code"}
+_GROUP_SUMS = _SUMS.replace("count(*) AS units_count", "sum(t.units_count) AS units_count").replace(
+    "sum(t.canteen_amount)", "sum(t.unit_amount + t.contractor_amount + t.personal_amount)"
+)
+_GROUP_LABELS = {
+    "department": "(SELECT d.name FROM org_units d WHERE d.id = t.key)",
+    "region": "(SELECT r.name FROM regions r WHERE r.code = t.key)",
 }
 
 
@@ -137,39 +152,60 @@ async def finance_rows(
     limit: int | None,
     behind: int = 10,
 ) -> FinancePage:
-    """The rows (grouped, sorted, one page), the totals and the units furthest behind."""
-    key, name = _GROUPS[group_by]
+    """The rows (grouped, sorted, one page), the totals and the units furthest behind.
+
+    By unit, sorted by completion ascending (the default), the page is an ordered scan of the
+    totals' completion index that stops at the page; the totals are one aggregation over the
+    department's units (GROUPING SETS gives the groups and the totals in the same pass)."""
+    fds = await finance_departments_under(session, finance_department_id)
+    params: dict[str, Any] = {"year": year, "fds": fds, "offset": offset}
     direction = "DESC NULLS LAST" if descending else "ASC NULLS LAST"
-    if group_by == "unit":
-        grouped = "SELECT *, id AS key FROM units"
-    else:
-        grouped = f"SELECT {key} AS key, {_SUMS} FROM units GROUP BY {key}"
     page_limit = "" if limit is None else f"LIMIT {int(limit) + 1}"
-    base = f"WITH units AS MATERIALIZED ({_UNITS_OF}), g AS ({grouped})"
-    params = {"year": year, "fd": finance_department_id, "offset": offset}
-    label = "g.name" if group_by == "unit" else name
-    rows = list(
-        await session.execute(
-            text(
-                f"""{base}
-                SELECT g.*, CAST({label} AS text) AS label FROM g
-                 ORDER BY {SORTS[sort]} {direction}, g.key
-                OFFSET :offset {page_limit}"""
-            ),
-            params,
+    order = f"{SORTS[sort]} {direction}, t.unit_id"
+    if sort == "completion_pct" and not descending:
+        order = "t.completion_pct ASC NULLS LAST, t.unit_id"  # the index order
+    if group_by == "unit":
+        rows = list(
+            await session.execute(
+                text(f"{_UNIT_ROWS} ORDER BY {order} OFFSET :offset {page_limit}"), params
+            )
         )
-    )
-    totals = (
-        await session.execute(
-            text(f"WITH units AS MATERIALIZED ({_UNITS_OF}) SELECT {_SUMS} FROM units"), params
+        totals = (
+            await session.execute(
+                text(
+                    f"""SELECT {_GROUP_SUMS} FROM progress_group_totals t
+                         WHERE t.year = :year AND t.finance_department_id = ANY(:fds)"""
+                ),
+                params,
+            )
+        ).one()
+    else:
+        key = _GROUP_KEYS[group_by]
+        grouped = list(
+            await session.execute(
+                text(
+                    f"""
+                    WITH g AS (
+                        SELECT {key} AS key, GROUPING({key}) AS is_total, {_GROUP_SUMS}
+                          FROM progress_group_totals t
+                         WHERE t.year = :year AND t.finance_department_id = ANY(:fds)
+                         GROUP BY GROUPING SETS (({key}), ())
+                    )
+                    SELECT t.*, CAST({_GROUP_LABELS[group_by]} AS text) AS label FROM g t
+                     ORDER BY t.is_total, {SORTS[sort]} {direction}, t.key
+                    """
+                ),
+                params,
+            )
         )
-    ).one()
+        totals = next(r for r in grouped if r.is_total)
+        groups = [r for r in grouped if not r.is_total]
+        rows = groups[offset:] if limit is None else groups[offset : offset + limit + 1]
     behind_rows = list(
         await session.execute(
             text(
-                f"""WITH units AS MATERIALIZED ({_UNITS_OF})
-                SELECT *, id AS key, name AS label FROM units WHERE reserved_amount > 0
-                 ORDER BY {SORTS["completion_pct"]} ASC, id LIMIT :n"""
+                f"""{_UNIT_ROWS} AND t.reserved_amount > 0
+                ORDER BY t.completion_pct ASC NULLS LAST, t.unit_id LIMIT :n"""
             ),
             {**params, "n": behind},
         )
@@ -245,6 +281,59 @@ _TOTALS_DRIFT = """
 """
 
 
+# The per-(department, region) sums must be those of the per-unit totals under the current tree.
+_GROUPS_DRIFT = """
+    WITH e AS (
+        SELECT t.year, coalesce(u.finance_department_id, 0) AS finance_department_id,
+               CAST(coalesce(nullif(split_part(u.path, '/', 2), ''), '0') AS bigint)
+                   AS department_id,
+               u.region_code, count(*) AS units_count, sum(t.orders) AS orders,
+               coalesce(sum(t.reserved_amount), 0) AS reserved_amount,
+               coalesce(sum(t.union_expected_amount), 0) AS union_expected_amount,
+               sum(t.canteen_amount) AS canteen_amount, sum(t.union_amount) AS union_amount,
+               sum(t.paired_amount) AS paired_amount, sum(t.key_amount) AS key_amount,
+               sum(t.other_area_amount) AS other_area_amount
+          FROM progress_unit_totals t JOIN org_units u ON u.id = t.unit_id
+         GROUP BY 1, 2, 3, 4
+    ), a AS (
+        SELECT year, finance_department_id, department_id, region_code, units_count, orders,
+               reserved_amount, union_expected_amount,
+               unit_amount + contractor_amount + personal_amount AS canteen_amount,
+               union_amount, paired_amount, key_amount, other_area_amount
+          FROM progress_group_totals WHERE units_count <> 0
+    )
+    SELECT year, finance_department_id, department_id, region_code
+      FROM e FULL JOIN a USING (year, finance_department_id, department_id, region_code)
+     WHERE (e.units_count, e.orders, e.reserved_amount, e.union_expected_amount,
+            e.canteen_amount, e.union_amount, e.paired_amount, e.key_amount,
+            e.other_area_amount)
+           IS DISTINCT FROM
+           (a.units_count, a.orders, a.reserved_amount, a.union_expected_amount,
+            a.canteen_amount, a.union_amount, a.paired_amount, a.key_amount,
+            a.other_area_amount)
+"""
+
+_GROUPS_REBUILD = """
+    INSERT INTO progress_group_totals
+           (year, finance_department_id, department_id, region_code, units_count, orders,
+            reserved_amount, union_expected_amount, unit_amount, contractor_amount,
+            personal_amount, union_amount, paired_amount, key_amount, other_area_amount)
+    SELECT t.year, coalesce(u.finance_department_id, 0),
+           CAST(coalesce(nullif(split_part(u.path, '/', 2), ''), '0') AS bigint),
+           u.region_code, count(*), sum(t.orders),
+           coalesce(sum(t.reserved_amount), 0), coalesce(sum(t.union_expected_amount), 0),
+           sum(t.unit_amount), sum(t.contractor_amount), sum(t.personal_amount),
+           sum(t.union_amount), sum(t.paired_amount), sum(t.key_amount),
+           sum(t.other_area_amount)
+      FROM progress_unit_totals t JOIN org_units u ON u.id = t.unit_id
+     GROUP BY 1, 2, 3, 4
+"""
+
+
+async def groups_drift(session: AsyncSession) -> list[Any]:
+    return list(await session.execute(text(_GROUPS_DRIFT)))
+
+
 async def counter_drift(session: AsyncSession) -> list[Any]:
     return list(await session.execute(text(_DRIFT)))
 
@@ -257,7 +346,10 @@ async def rebuild(session: AsyncSession) -> None:
     """Replace every counter by a recomputation from the orders (and the targets from the latest
     submitted filing versions). Locks the counter tables for the transaction."""
     await session.execute(
-        text("LOCK TABLE progress_counters, progress_unit_totals IN EXCLUSIVE MODE")
+        text(
+            "LOCK TABLE progress_counters, progress_unit_totals, progress_group_totals "
+            "IN EXCLUSIVE MODE"
+        )
     )
     await session.execute(text("DELETE FROM progress_counters"))
     await session.execute(text("DELETE FROM progress_unit_totals"))
@@ -306,6 +398,9 @@ async def rebuild(session: AsyncSession) -> None:
             """
         )
     )
+    # the inserts above added to the group sums through the triggers; recompute them outright
+    await session.execute(text("DELETE FROM progress_group_totals"))
+    await session.execute(text(_GROUPS_REBUILD))
 
 
 def as_decimal(value: Any) -> Decimal | None:

@@ -52,7 +52,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     report = asyncio.run(run())
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0 if report["counter_rows"] == 0 and report["total_rows"] == 0 else 1
+    return 0 if report["drift_rows"] == 0 else 1
 
 
 if __name__ == "__main__":

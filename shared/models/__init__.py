@@ -53,6 +53,7 @@ from shared.models.policy import FilingReopening, Policy
 from shared.models.progress import (
     ProgressAreaKey,
     ProgressCounter,
+    ProgressGroupTotal,
     ProgressOriginClass,
     ProgressUnitTotal,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Policy",
     "ProgressAreaKey",
     "ProgressCounter",
+    "ProgressGroupTotal",
     "ProgressOriginClass",
     "ProgressUnitTotal",
     "ProvincialAggregate",

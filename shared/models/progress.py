@@ -95,3 +95,25 @@ class ProgressOriginClass(Base):
     __tablename__ = "progress_origin_classes"
     origin: Mapped[str] = mapped_column(Text, primary_key=True)
     area_class: Mapped[str] = mapped_column(String(16))
+
+
+class ProgressGroupTotal(Base):
+    """Sums of the per-unit totals per (year, finance department, department, region): what a
+    finance department's grouped views and totals read (kept by triggers, migration 0009)."""
+
+    __tablename__ = "progress_group_totals"
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    finance_department_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    department_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    units_count: Mapped[int] = mapped_column(Integer)
+    orders: Mapped[int] = mapped_column(Integer)
+    reserved_amount: Mapped[Decimal] = mapped_column(Money)
+    union_expected_amount: Mapped[Decimal] = mapped_column(Money)
+    unit_amount: Mapped[Decimal] = mapped_column(Money)
+    contractor_amount: Mapped[Decimal] = mapped_column(Money)
+    personal_amount: Mapped[Decimal] = mapped_column(Money)
+    union_amount: Mapped[Decimal] = mapped_column(Money)
+    paired_amount: Mapped[Decimal] = mapped_column(Money)
+    key_amount: Mapped[Decimal] = mapped_column(Money)
+    other_area_amount: Mapped[Decimal] = mapped_column(Money)

@@ -61,7 +61,7 @@ async def test_each_channel_is_counted_where_it_belongs_and_union_separately(
     # nothing leaks to the superior or another unit
     parent = await unit_view(confirmation_client, p.dept_a)
     assert parent["canteen_purchased"] == "0.00" and parent["union_purchased"] == "0.00"
-    assert (await drift(session))["counter_rows"] == 0
+    assert (await drift(session))["drift_rows"] == 0
 
 
 async def test_default_channel_is_unit(
@@ -105,7 +105,7 @@ async def test_unpaid_uncompleted_partially_paid_and_cancelled_orders_do_not_cou
     await pay(partial, amount="200.00")
     view = await unit_view(confirmation_client, p.a1)
     assert view["canteen_purchased"] == "300.00"
-    assert (await drift(session))["counter_rows"] == 0
+    assert (await drift(session))["drift_rows"] == 0
 
 
 async def test_completion_before_or_after_payment_counts_in_the_month_of_the_later(
@@ -134,7 +134,7 @@ async def test_completion_before_or_after_payment_counts_in_the_month_of_the_lat
     assert again.status_code == 200
     assert moment(again.json()["completed_at"]) == moment("2024-07-31T15:30:00Z")
     assert (await unit_view(confirmation_client, p.a1))["canteen_purchased"] == "140.00"
-    assert (await drift(session))["counter_rows"] == 0
+    assert (await drift(session))["drift_rows"] == 0
 
 
 async def test_complete_endpoint_rules(

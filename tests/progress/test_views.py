@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from openpyxl import load_workbook
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.confirmation.progress import project
 from shared.auth import Role
 from tests.conftest import auth
-from tests.progress.helpers import Province, complete, make_province, pay, post_order
+from tests.progress.helpers import Province, complete, drift, make_province, pay, post_order
 
 
 async def _buy(client: httpx.AsyncClient, p: Province, unit, amount: str) -> None:
@@ -126,6 +127,18 @@ async def test_finance_views_group_sort_paginate_total_and_export(
         ("440000", "广东省", "120000.00"),
         ("440100", "广州市", "150000.00"),
     ]
+
+    # a unit moved to another region: the group sums follow (org changes rebuild them)
+    await session.execute(
+        text("UPDATE org_units SET region_code = '440100' WHERE id = :id"), {"id": p.a1.id}
+    )
+    await session.commit()
+    by_region = await confirmation_client.get(url, params={"group_by": "region"}, headers=headers)
+    assert [(r["key"], r["canteen_purchased"]) for r in by_region.json()["items"]] == [
+        ("440000", "30000.00"),
+        ("440100", "240000.00"),
+    ]
+    assert (await drift(session))["drift_rows"] == 0
 
     # Guangzhou sees only its own units
     gz = await confirmation_client.get(
