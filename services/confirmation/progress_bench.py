@@ -158,7 +158,6 @@ async def load(url: str, units: int, orders: int, completions: int) -> dict[str,
             columns=("id", "supplier_id", "holder_name", "account_no", "bank_name",
                      "is_settlement"),
         )  # fmt: skip
-        await conn.execute(text("ALTER TABLE orders DISABLE TRIGGER orders_progress_insert"))
 
     columns = ("id", "order_no", "buyer_unit_id", "purchase_channel", "supplier_id",
                "settlement_account_id", "amount", "paid_amount", "status", "payment_code",
@@ -169,6 +168,9 @@ async def load(url: str, units: int, orders: int, completions: int) -> dict[str,
     for lo in range(0, total, CHUNK):
         hi = min(lo + CHUNK, total)
         async with engine.begin() as conn:
+            # bulk load: no per-row foreign-key checks, no triggers (the counters are then built
+            # by the nightly recomputation, timed below)
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
             d = await driver(conn)
             await d.copy_to_table(
                 "orders",
@@ -180,7 +182,6 @@ async def load(url: str, units: int, orders: int, completions: int) -> dict[str,
             say(f"  orders {hi:,}/{total:,}")
     timings["copy_orders_s"] = time.perf_counter() - t0
     async with engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE orders ENABLE TRIGGER orders_progress_insert"))
         await conn.execute(text("SELECT setval('orders_id_seq', (SELECT max(id) FROM orders))"))
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -277,8 +278,9 @@ async def reads(first: int, units: int, n: int) -> dict[str, tuple[float, float]
     return out
 
 
-async def completions(orders: int, count: int, block: int) -> dict[str, float]:
-    """`count` completions with the trigger and `count` without, alternating blocks."""
+async def completions(orders: int, count: int, block: int, workers: int) -> dict[str, float]:
+    """`count` completions with the counters' trigger and `count` without, alternating blocks;
+    `workers` concurrent clients, one transaction per completion."""
     from services.payments import service
     from shared.auth import Principal, Role
     from shared.db import get_engine, unit_of_work
@@ -288,6 +290,12 @@ async def completions(orders: int, count: int, block: int) -> dict[str, float]:
     done = {"with": 0, "without": 0}
     next_no = orders
     moment = datetime(YEAR, 12, 20, tzinfo=UTC)
+
+    async def worker(numbers: list[int]) -> None:
+        for no in numbers:
+            async with unit_of_work() as session:
+                await service.complete_order(session, platform, f"B{no:014d}", moment)
+
     while done["with"] < count or done["without"] < count:
         for mode in ("with", "without"):
             n = min(block, count - done[mode])
@@ -298,11 +306,10 @@ async def completions(orders: int, count: int, block: int) -> dict[str, float]:
                 await conn.execute(
                     text(f"ALTER TABLE orders {action} TRIGGER orders_progress_update")
                 )
+            numbers = list(range(next_no, next_no + n))
+            next_no += n
             t0 = time.perf_counter()
-            for _ in range(n):
-                async with unit_of_work() as session:
-                    await service.complete_order(session, platform, f"B{next_no:014d}", moment)
-                next_no += 1
+            await asyncio.gather(*(worker(numbers[w::workers]) for w in range(workers)))
             spent[mode] += time.perf_counter() - t0
             done[mode] += n
         say(f"  completions: {done['with']:,} with counters, {done['without']:,} without")
@@ -331,15 +338,12 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     results["drift_s"], report = await timed("drift check", drift)
     results["drift_after_load"] = report["drift_rows"]
     results["reads"] = await reads(results["first_unit"], args.units, args.reads)
-    spent = await completions(args.orders, args.completions, args.block)
+    spent = await completions(args.orders, args.completions, args.block, args.workers)
     results["completions"] = spent
     # the completions made without the trigger are missing from the counters: the drift check
     # must see exactly those, and a rebuild must repair them
     _, report = await timed("drift check after the completions", drift)
     results["drift_rows_seen_after_untracked_completions"] = report["counter_rows"]
-    await rebuild()
-    _, report = await timed("drift check after a rebuild", drift)
-    results["drift_after_rebuild"] = report["drift_rows"]
     async with unit_of_work() as session:
         results["counter_rows"] = await session.scalar(
             text("SELECT count(*) FROM progress_counters")
@@ -355,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--completions", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=200, help="requests per read case")
     parser.add_argument("--block", type=int, default=5_000, help="completions per block")
+    parser.add_argument("--workers", type=int, default=4, help="concurrent completion clients")
     args = parser.parse_args(argv)
     from shared.settings import get_settings
 
@@ -386,14 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     per_with = c["with"] / args.completions * 1000
     per_without = c["without"] / args.completions * 1000
     print(
-        f"  {args.completions:,} completions (real path): with counters {c['with']:.1f} s "
+        f"  {args.completions:,} completions (real path, {args.workers} clients): "
+        f"with counters {c['with']:.1f} s "
         f"({per_with:.2f} ms each), without {c['without']:.1f} s ({per_without:.2f} ms each): "
         f"+{(c['with'] / c['without'] - 1) * 100:.1f} % (target < 20 %)"
     )
     print(
         "  drift check after the untracked completions: "
-        f"{r['drift_rows_seen_after_untracked_completions']} rows (expected > 0); "
-        f"after a rebuild: {r['drift_after_rebuild']}"
+        f"{r['drift_rows_seen_after_untracked_completions']} counter rows (expected > 0: the "
+        "completions made without the trigger)"
     )
     return 0
 
