@@ -4,7 +4,6 @@ recomputation from orders and the drift check. No HTTP, no rules beyond the SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -401,7 +400,3 @@ async def rebuild(session: AsyncSession) -> None:
     # the inserts above added to the group sums through the triggers; recompute them outright
     await session.execute(text("DELETE FROM progress_group_totals"))
     await session.execute(text(_GROUPS_REBUILD))
-
-
-def as_decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)
