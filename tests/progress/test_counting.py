@@ -172,6 +172,22 @@ async def test_complete_endpoint_rules(
         headers=auth(Role.PLATFORM),
     )
     assert wrong_channel.status_code == 422
+    replay = {
+        "order_no": order["order_no"],
+        "buyer_unit_id": p.a1.id,
+        "supplier_id": p.supplier_id,
+        "amount": "10.00",
+        "placed_at": "2024-03-01T10:00:00+08:00",
+        "payment_code": order["payment_code"],
+    }
+    same = await payments_client.post("/api/v1/orders", json=replay, headers=auth(Role.PLATFORM))
+    assert same.status_code == 200  # idempotent replay (channel defaults to unit)
+    other = await payments_client.post(
+        "/api/v1/orders",
+        json={**replay, "purchase_channel": "union"},
+        headers=auth(Role.PLATFORM),
+    )
+    assert other.status_code == 409 and other.json()["code"] == "order_no_conflict"
 
 
 async def test_a_renamed_or_merged_unit_keeps_its_history(
