@@ -323,8 +323,17 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from shared.db import dispose_engine, unit_of_work
 
     results: dict[str, Any] = {}
-    say(f"loading {args.units:,} units and {args.orders:,} orders")
-    results.update(await load(url, args.units, args.orders, args.completions))
+    if args.reuse:  # the data of a previous run that stopped after loading
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            results["first_unit"] = await conn.scalar(
+                text("SELECT min(id) FROM org_units WHERE kind = 'budget_unit'")
+            )
+        await engine.dispose()
+        results["copy_orders_s"] = float("nan")
+    else:
+        say(f"loading {args.units:,} units and {args.orders:,} orders")
+        results.update(await load(url, args.units, args.orders, args.completions))
 
     async def rebuild() -> None:
         async with unit_of_work() as session:
@@ -360,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", type=int, default=200, help="requests per read case")
     parser.add_argument("--block", type=int, default=5_000, help="completions per block")
     parser.add_argument("--workers", type=int, default=4, help="concurrent completion clients")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the loaded bench_progress database of a run that stopped after loading",
+    )
     args = parser.parse_args(argv)
     from shared.settings import get_settings
 
@@ -367,13 +381,17 @@ def main(argv: list[str] | None = None) -> int:
     if settings.environment == "production":
         print("refusing to run: the benchmark drops its database (ENVIRONMENT=production)")
         return 2
-    url = asyncio.run(fresh_database(settings.database_url))
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=REPO,
-        check=True,
-        env={**os.environ, "DATABASE_URL": url},
-    )
+    if args.reuse:
+        bench_url = make_url(settings.database_url).set(database=BENCH_DATABASE)
+        url = bench_url.render_as_string(hide_password=False)
+    else:
+        url = asyncio.run(fresh_database(settings.database_url))
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=REPO,
+            check=True,
+            env={**os.environ, "DATABASE_URL": url},
+        )
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     r = asyncio.run(run(url, args))
