@@ -349,6 +349,7 @@ async def totals_drift(session: AsyncSession) -> list[Any]:
 async def rebuild(session: AsyncSession) -> None:
     """Replace every counter by a recomputation from the orders (and the targets from the latest
     submitted filing versions). Locks the counter tables for the transaction."""
+    await session.execute(_LONG)
     await session.execute(
         text(
             "LOCK TABLE progress_counters, progress_unit_totals, progress_group_totals "
