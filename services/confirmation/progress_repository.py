@@ -67,12 +67,17 @@ async def monthly_canteen(session: AsyncSession, years: list[int], unit_id: int)
 # The units a finance department tracks: budget units whose finance department is it or one of
 # the finance departments under it (same rule as shared.auth.unit_in_scope).
 async def finance_departments_under(session: AsyncSession, finance_department_id: int) -> list[int]:
+    """The finance department and those under it (down the `parent_id` index, a few rows)."""
     rows = await session.execute(
         text(
             """
-            SELECT f.id FROM org_units fd
-              JOIN org_units f ON f.path LIKE fd.path || '%'
-             WHERE fd.id = :fd AND f.kind = 'finance_department'
+            WITH RECURSIVE fds AS (
+                SELECT id FROM org_units WHERE id = :fd AND kind = 'finance_department'
+                UNION
+                SELECT c.id FROM org_units c JOIN fds ON c.parent_id = fds.id
+                 WHERE c.kind = 'finance_department'
+            )
+            SELECT id FROM fds
             """
         ),
         {"fd": finance_department_id},
