@@ -8,6 +8,8 @@ VENV ?= .venv
 N ?= 1000000
 CHAOS_N ?= 100000
 UNITS ?= 60000
+ORDERS ?= 10000000
+COMPLETIONS ?= 100000
 PYTEST_ARGS ?=
 
 VENV_PY := $(VENV)/bin/python
@@ -16,7 +18,7 @@ STAMP := $(VENV)/.installed
 WRAP := $(PY) deploy/embedded.py --
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock migrate seed run import lint fmt test bench bench-match bench-aggregate docs chaos clean
+.PHONY: help venv install lock migrate seed run import lint fmt test bench bench-match bench-aggregate bench-progress docs chaos clean
 
 help: ## List the make targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,13 +67,17 @@ fmt: install ## Format the code (ruff format) and apply ruff's fixes
 test: lint ## install, lint, then pytest (extra arguments: PYTEST_ARGS="-k foo -x")
 	$(WRAP) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-match bench-aggregate ## Run every benchmark
+bench: bench-match bench-aggregate bench-progress ## Run every benchmark
 
 bench-match: install ## Payments matching benchmark (N=1000000 bank lines by default)
 	$(WRAP) $(PY) -m services.payments.bench --n $(N)
 
 bench-aggregate: install ## Confirmation aggregation benchmark (UNITS=60000 filed units; database bench_agg)
 	$(WRAP) $(PY) -m services.confirmation.bench --units $(UNITS)
+
+bench-progress: install ## Progress benchmark (UNITS=60000 units, ORDERS=10000000, COMPLETIONS=100000)
+	$(WRAP) $(PY) -m services.confirmation.progress_bench --units $(UNITS) --orders $(ORDERS) \
+		--completions $(COMPLETIONS)
 
 chaos: install ## Fault suite on private embedded servers (not in make test; CHAOS_N=100000 lines)
 	$(PY) -m services.payments.chaos --n $(CHAOS_N)

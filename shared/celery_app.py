@@ -20,6 +20,7 @@ from celery.signals import (
     task_postrun,
     task_prerun,
 )
+from celery.schedules import crontab
 from kombu import Queue
 
 from shared.logs import (
@@ -38,7 +39,12 @@ QUEUE_MATCHING = "matching"  # bank-statement matching (payments)
 QUEUE_NOTIFY = "notify"  # SMS sending (notify)
 QUEUES = (QUEUE_DEFAULT, QUEUE_MATCHING, QUEUE_NOTIFY)
 
-TASK_MODULES = ["shared.tasks", "services.payments.tasks", "services.notify.tasks"]
+TASK_MODULES = [
+    "shared.tasks",
+    "services.payments.tasks",
+    "services.notify.tasks",
+    "services.confirmation.progress_tasks",
+]
 
 
 def make_celery() -> Celery:
@@ -75,6 +81,11 @@ def make_celery() -> Celery:
             "payments-match-pending": {
                 "task": "payments.match_pending",
                 "schedule": 60.0,
+            },
+            # progress counters against a recomputation from the orders (drift must be zero)
+            "progress-check-drift": {
+                "task": "progress.check_drift",
+                "schedule": crontab(hour=2, minute=30),
             },
         },
     )

@@ -17,6 +17,7 @@ from services.confirmation.finance_endpoints import (
     finance_router,
     platform_router,
 )
+from services.confirmation.progress_endpoints import router as progress_router
 from shared.web import create_service_app
 
 
@@ -31,5 +32,6 @@ def create_app() -> FastAPI:
             finance_router,
             platform_router,
             department_export_router,
+            progress_router,
         ],
     )

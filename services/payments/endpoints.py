@@ -14,6 +14,7 @@ from services.payments.importer import MatchingTrigger, import_statement
 from services.payments.schemas import (
     BankTransactionOut,
     CancelIn,
+    CompleteIn,
     OrderDetailOut,
     OrderIn,
     OrderOut,
@@ -114,6 +115,16 @@ async def cancel_order(
     order_no: OrderNo, session: SessionDep, principal: Platform, body: CancelIn | None = None
 ) -> OrderOut:
     order = await service.cancel_order(session, principal, order_no, body.reason if body else None)
+    return await service.order_out(session, order)
+
+
+@router.post("/orders/{order_no}/complete")
+async def complete_order(
+    order_no: OrderNo, session: SessionDep, principal: Platform, body: CompleteIn | None = None
+) -> OrderOut:
+    order = await service.complete_order(
+        session, principal, order_no, body.completed_at if body else None
+    )
     return await service.order_out(session, order)
 
 

@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.models.payments import OrderStatus, ReviewReason, ReviewStatus, TxOutcome
+from shared.models.payments import (
+    OrderStatus,
+    PurchaseChannel,
+    ReviewReason,
+    ReviewStatus,
+    TxOutcome,
+)
 from shared.money import Money, MoneyOut
 from shared.text import ensure_storable
 
@@ -63,6 +69,7 @@ class OrderIn(_In):
     payment_code: str | None = Field(
         default=None, description="only for orders migrated from the old system"
     )
+    purchase_channel: PurchaseChannel = PurchaseChannel.UNIT
 
     @field_validator("amount")
     @classmethod
@@ -113,11 +120,24 @@ class OrderOut(BaseModel):
     placed_at: datetime
     paid_at: datetime | None
     cancelled_at: datetime | None
+    purchase_channel: PurchaseChannel = PurchaseChannel.UNIT
+    completed_at: datetime | None = None
 
 
 class OrderDetailOut(OrderOut):
     allocations: list[AllocationOut]
     timeline: list[OrderEventOut]
+
+
+class CompleteIn(_In):
+    completed_at: datetime | None = None
+
+    @field_validator("completed_at")
+    @classmethod
+    def _plausible(cls, moment: datetime | None) -> datetime | None:
+        if moment is not None and not 1970 <= moment.year <= 2999:
+            raise ValueError("完成时间超出允许范围（1970 年至 2999 年）")
+        return moment
 
 
 class CancelIn(_In):

@@ -124,6 +124,7 @@ def _same_order(order: Order, body: OrderIn, legacy_code: str | None) -> bool:
         and order.placed_at == _aware(body.placed_at)
         and order.region_code == body.region_code
         and order.origin_county == body.origin_county
+        and order.purchase_channel == body.purchase_channel
         and (legacy_code is None or order.payment_code == legacy_code)
     )
 
@@ -187,6 +188,7 @@ async def create_order(
             placed_at=_aware(body.placed_at),
             region_code=body.region_code,
             origin_county=body.origin_county,
+            purchase_channel=body.purchase_channel,
         )
         try:
             await repository.add_order(session, order)
@@ -251,6 +253,8 @@ async def order_out(session: AsyncSession, order: Order) -> OrderOut:
         placed_at=order.placed_at,
         paid_at=order.paid_at,
         cancelled_at=order.cancelled_at,
+        purchase_channel=order.purchase_channel,
+        completed_at=order.completed_at,
     )
 
 
@@ -370,6 +374,43 @@ async def cancel_order(
         order.id,
         changes={"status": [str(old), str(OrderStatus.CANCELLED)]},
         reason=reason,
+    )
+    return order
+
+
+async def complete_order(
+    session: AsyncSession, principal: Principal, order_no: str, completed_at: datetime | None
+) -> Order:
+    """The platform reports fulfilment complete (`completed_at`, default now). Paid and completed,
+    in either order, the order counts toward progress (trigger of migration 0009, same
+    transaction). Completing again is a no-op (retry); a cancelled order cannot be completed."""
+    order = await repository.get_order_by_no(session, order_no, for_update=True)
+    if order is None:
+        raise NotFound("订单不存在", code="order_not_found")
+    if order.completed_at is not None:
+        return order
+    if order.status == OrderStatus.CANCELLED:
+        raise Conflict("订单已取消，不能标记为已完成", code="order_cancelled")
+    order.completed_at = _aware(completed_at) if completed_at else datetime.now(UTC)
+    order.updated_at = datetime.now(UTC)
+    await session.flush()
+    await repository.add_order_event(
+        session,
+        OrderEvent(
+            order_id=order.id,
+            action="completed",
+            from_status=order.status,
+            to_status=order.status,
+            actor_sub=principal.sub,
+        ),
+    )
+    await audit.record(
+        session,
+        principal,
+        "order.complete",
+        "order",
+        order.id,
+        changes={"completed_at": [None, order.completed_at.isoformat()]},
     )
     return order
 

@@ -53,6 +53,13 @@ from shared.models.payments import (
     TxOutcome,
 )
 from shared.models.policy import FilingReopening, Policy
+from shared.models.progress import (
+    ProgressAreaKey,
+    ProgressCounter,
+    ProgressGroupTotal,
+    ProgressOriginClass,
+    ProgressUnitTotal,
+)
 from shared.models.statements import StatementDuplicate
 
 __all__ = [
@@ -89,6 +96,11 @@ __all__ = [
     "PaymentConfirmationRound",
     "PaymentVoucher",
     "Policy",
+    "ProgressAreaKey",
+    "ProgressCounter",
+    "ProgressGroupTotal",
+    "ProgressOriginClass",
+    "ProgressUnitTotal",
     "ProvincialAggregate",
     "PurchaseChannel",
     "Region",
