@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
@@ -20,7 +21,6 @@ from celery.signals import (
     task_postrun,
     task_prerun,
 )
-from celery.schedules import crontab
 from kombu import Queue
 
 from shared.logs import (
