@@ -31,7 +31,6 @@ def upgrade() -> None:
          WHERE t.id = q.bank_transaction_id AND t.remark ~ '^[A-Za-z0-9]{6}$'
         """
     )
-    op.create_index("ix_match_queue_codes", "match_queue", ["codes"], postgresql_using="gin")
     op.create_index(
         "ix_match_queue_codes_unknown",
         "match_queue",
@@ -42,5 +41,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_match_queue_codes_unknown", table_name="match_queue")
-    op.drop_index("ix_match_queue_codes", table_name="match_queue")
     op.drop_column("match_queue", "codes")

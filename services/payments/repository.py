@@ -277,9 +277,9 @@ _INSERT_IMPORTED = text(
            AND s.payer_account ~ '^[0-9]+$' AND s.remark ~ '^[A-Za-z0-9]{{6}}$'
            AND NOT EXISTS (SELECT FROM match_queue q WHERE q.codes IS NULL)
     ), queued_codes AS MATERIALIZED (
-        SELECT DISTINCT unnest(q.codes) AS code
-          FROM match_queue q
-         WHERE q.codes && ARRAY(SELECT code FROM bare)
+        -- the codes named by the lines waiting for the matcher (a short list while matchers
+        -- keep up: read whole, hashed; an index on the arrays costs more than it saves)
+        SELECT DISTINCT unnest(q.codes) AS code FROM match_queue q
     ), solo AS MATERIALIZED (
         SELECT b.* FROM bare b
          WHERE b.code IN (SELECT n.code FROM (SELECT unnest(s.codes) AS code FROM src s
@@ -287,18 +287,21 @@ _INSERT_IMPORTED = text(
                            GROUP BY n.code HAVING count(*) = 1)
            AND b.code NOT IN (SELECT code FROM queued_codes)
     ), locked AS MATERIALIZED (
-        SELECT o.id, o.payment_code, o.status, o.amount, o.paid_amount, o.settlement_account_id
-          FROM orders o
-         WHERE o.payment_code IN (SELECT code FROM solo) AND o.status IN {OPEN}
+        -- each solo line with its open order (a code names one open order), the orders
+        -- locked in id order; joined here, never CTE to CTE (the planner cannot size those)
+        SELECT s.line_no, s.account_no, s.amount AS line_amount, s.booked_at, o.id AS order_id,
+               o.status, o.amount, o.paid_amount, o.settlement_account_id
+          FROM solo s
+          JOIN orders o ON o.payment_code = s.code
+         WHERE o.status IN {OPEN}
          ORDER BY o.id
            FOR NO KEY UPDATE OF o
     ), go AS MATERIALIZED (
-        SELECT s.line_no, l.id AS order_id, s.amount, s.booked_at, l.status AS from_status,
-               l.paid_amount + s.amount = l.amount AS paid
-          FROM solo s
-          JOIN locked l ON l.payment_code = s.code
+        SELECT l.line_no, l.order_id, l.line_amount AS amount, l.booked_at,
+               l.status AS from_status, l.paid_amount + l.line_amount = l.amount AS paid
+          FROM locked l
           JOIN supplier_accounts sa ON sa.id = l.settlement_account_id
-         WHERE sa.account_no = s.account_no AND s.amount <= l.amount - l.paid_amount
+         WHERE sa.account_no = l.account_no AND l.line_amount <= l.amount - l.paid_amount
     ), ins AS (
         INSERT INTO bank_transactions (
             statement_id, dedupe_key, bank_ref, account_no, direction, amount, currency,

@@ -246,7 +246,6 @@ class MatchQueue(Base):
     # code (`repository.store_statement_lines`)
     codes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     __table_args__ = (
-        Index("ix_match_queue_codes", "codes", postgresql_using="gin"),
         Index(
             "ix_match_queue_codes_unknown",
             "bank_transaction_id",
