@@ -48,7 +48,7 @@ run: install ## Migrate, seed, then run every process of deploy/Procfile (Ctrl-C
 	export PYTHON=$(PY) && exec $(PY) -m honcho -d . -f deploy/Procfile start'
 
 import: install ## Import a bank statement beside `make run`: make import FILE=path [FORMAT=f] [PROFILE=p]
-	@test -n "$(FILE)" || { echo "usage: make import FILE=path/to/statement [FORMAT=csv|xlsx|mt940|camt053] [PROFILE=name]" >&2; exit 2; }
+	@test -n "$(FILE)" || { echo "usage: make import FILE=path/to/statement [FORMAT=csv|xlsx|xls|mt940|camt053] [PROFILE=name]" >&2; exit 2; }
 	$(WRAP) $(PY) -m services.payments.statements import "$(FILE)" $(if $(FORMAT),--format $(FORMAT)) $(if $(PROFILE),--profile $(PROFILE))
 
 lint: install ## ruff check, ruff format --check, mypy

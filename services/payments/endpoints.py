@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
@@ -126,7 +127,9 @@ async def import_statement_file(request: Request, principal: Importer) -> Statem
     try:
         if upload.format is not None and upload.format not in {f.value for f in StatementFormat}:
             raise ValidationFailed.at(
-                ["body", "format"], "格式只能是 csv、xlsx、mt940 或 camt053", code="unknown_format"
+                ["body", "format"],
+                "格式只能是 csv、xlsx、xls、mt940 或 camt053",
+                code="unknown_format",
             )
         trigger = MatchingTrigger()
         try:
@@ -139,7 +142,7 @@ async def import_statement_file(request: Request, principal: Importer) -> Statem
                 on_batch_committed=trigger,
             )
         finally:
-            trigger.flush()  # never blocks: the enqueue runs in a background thread
+            await asyncio.to_thread(trigger.flush)
     finally:
         await upload.close()
     return StatementImportOut(**asdict(result))

@@ -11,9 +11,15 @@ commit), so matching runs while the rest of the file is still being read.
 
 A parse error midway (a broken row): the lines of the batches before it, and the valid lines of
 its own batch before the broken row, stay stored (they are real bank credits and get matched);
-the statement is marked `failed` with the parser's message, and the caller gets a 422. The bank's
-corrected file can then be imported again: its lines that were already stored are counted as
-duplicates thanks to the dedupe keys, the rest are added.
+the statement is marked `failed` with the parser's message, and the caller gets a 422 (413 for a
+file past a limit: `Limits`, from the `IMPORT_MAX_*` settings). The bank's corrected file can then
+be imported again: its lines that were already stored are counted as duplicates thanks to the
+dedupe keys, the rest are added.
+
+A database failure midway marks the statement `failed` on a fresh connection (retried while the
+database comes back) and raises `StatementImportInterrupted` (503); `fail_stale_imports` is the
+sweep for importers that died outright. Hashing, opening and parsing run in threads; enqueueing
+the matcher runs in a background thread (`enqueue_matching_nowait`), never in the request.
 """
 
 from __future__ import annotations
@@ -358,6 +364,16 @@ async def import_statement(
             result.lines_ignored += stored.ignored
             if on_batch_committed is not None and stored.queued:
                 on_batch_committed(result.statement_id)
+        if error is not None:
+            await _mark_failed(result.statement_id, str(error))
+        else:
+            async with unit_of_work() as session:
+                await repository.update_statement(
+                    session,
+                    result.statement_id,
+                    status=STATUS_IMPORTED,
+                    finished_at=datetime.now(UTC),
+                )
     except Exception as exc:
         # not the file's fault (database, bug): the statement must not stay `importing` forever;
         # the failed connection cannot say so, a fresh one (retried) does
@@ -366,18 +382,14 @@ async def import_statement(
         if not parsing.done():  # a database error while the next batch was being parsed
             with contextlib.suppress(BaseException):
                 await parsing
-        await mark_failed_fresh(result.statement_id, "导入中断（系统错误），请稍后重新导入")
+        message = str(error) if error is not None else "导入中断（系统错误），请稍后重新导入"
+        await mark_failed_fresh(result.statement_id, message)
         raise StatementImportInterrupted(
             "导入中断（数据库或系统错误），已保存的流水保留；请稍后重新导入同一文件",
             extra=_summary(result),
         ) from exc
     if error is not None:
-        await _mark_failed(result.statement_id, str(error))
         raise import_failure(error, _summary(result))
-    async with unit_of_work() as session:
-        await repository.update_statement(
-            session, result.statement_id, status=STATUS_IMPORTED, finished_at=datetime.now(UTC)
-        )
     result.status = STATUS_IMPORTED
     log.info(
         "statement %s imported: %s lines, %s new, %s duplicate, %s ignored",

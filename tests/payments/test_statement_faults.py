@@ -89,7 +89,7 @@ def private_postgres() -> Iterator[tuple[Any, str]]:
     from tests.conftest import alembic_config
 
     root = Path(tempfile.mkdtemp(prefix="rs-pg-"))
-    server = pgserver.get_server(str(root / "pg"), cleanup_mode="stop")
+    server = pgserver.get_server(str(root / "pg"), cleanup_mode="delete")
     try:
         server.psql("CREATE DATABASE faults;\n")
         socket_dir = server.get_postmaster_info().socket_dir

@@ -314,3 +314,36 @@ def test_the_same_transfer_has_the_same_key_in_csv_mt940_and_camt():
     assert keys == {"ref:6222:X77:C:88.00:2024-05-02"}
     assert lines(camt_file)[0].value_date is None
     assert lines(mt940_file)[0].value_date == date(2024, 5, 2)
+
+
+def test_mt940_swift_envelope_and_non_standard_fields_stay_out_of_the_remark():
+    data = (
+        "{1:F01BANKCNBJAXXX0000000000}{2:I940BANKCNBJXXXXN}{4:\n"
+        ":20:T\n:25:1234\n:60F:C240501CNY0,00\n:61:240502C10,00NTRFNONREF//R1\n:86:a8k3pq\n"
+        ":NS:22 internal\n-}{5:{CHK:123456789ABC}}\n"
+    )
+
+    ((line, key),) = keyed(data)
+
+    assert summary(line) == ("credit", Decimal("10.00"), "1234", "R1", "a8k3pq")
+    assert key == "ref:1234:R1:C:10.00:2024-05-02"
+
+
+def test_mt940_in_latin_1_from_a_european_bank_reads_its_umlauts():
+    data = (
+        ":20:T\n:25:DE89 3704 0044 0532 0130 00\n:60F:C240501EUR0,00\n"
+        ":61:2405020502CR42,00NTRFNONREF//B1\n"
+        ":86:166?00GUTSCHRIFT?20R\xfcckzahlung a8k3pq?32M\xfcller GmbH\n-\n"
+    ).encode("latin-1")
+
+    ((line, key),) = keyed(data)
+
+    assert summary(line) == (
+        "credit",
+        Decimal("42.00"),
+        "DE89370400440532013000",
+        "B1",
+        "R\xfcckzahlung a8k3pq",
+    )
+    assert line.payer_name == "M\xfcller GmbH"
+    assert key == "ref:DE89370400440532013000:B1:C:42.00:2024-05-02"

@@ -120,6 +120,20 @@ def xlsx_header_after_blank_rows() -> bytes:
     return buffer.getvalue()
 
 
+def xlsx_sparse_corner_cell() -> bytes:
+    """A valid export plus one cell at XFD1048576: a dense reader would allocate 17 billion
+    cells; the streaming one meets a million blank rows."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["交易流水号", "交易时间", "收款账号", "贷方发生额"])
+    sheet.append(["S1", "2024-05-06 10:00:00", "35000188110503337", "1.00"])
+    sheet["XFD1048576"] = "x"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
 def camt_unknown_elements() -> bytes:
     return (
         '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">'
@@ -133,6 +147,7 @@ def camt_unknown_elements() -> bytes:
         ("cell.xlsx", xlsx_one_huge_cell, 413, "uncompressed_too_large"),
         ("strings.xlsx", xlsx_many_shared_strings, 413, "too_many_rows"),
         ("blank.xlsx", xlsx_header_after_blank_rows, 422, "too_many_blank_rows"),
+        ("sparse.xlsx", xlsx_sparse_corner_cell, 422, "too_many_blank_rows"),
         ("blank.csv", lambda: b"\n" * 1_500_000 + b"a,b\n", 422, "too_many_blank_rows"),
         ("wide.csv", lambda: b"x" * 1_500_000 + b"\n", 413, "cell_too_long"),
         ("elements.xml", camt_unknown_elements, 413, "too_many_elements"),

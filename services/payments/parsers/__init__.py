@@ -14,7 +14,7 @@ from .dedupe import dedupe_key, dedupe_keys
 from .limits import LIMIT_CODES, Limits
 from .models import ParsedStatement, StatementLine, StatementParseError
 from .profiles import PROFILES, CsvProfile
-from .streams import HEAD_SIZE, detect_encoding, seekable_copy
+from .streams import HEAD_SIZE, detect_encoding, detect_swift_encoding, seekable_copy
 
 __all__ = [
     "FORMATS",
@@ -126,7 +126,7 @@ def _open(
         return ParsedStatement(
             format="mt940",
             profile=None,
-            lines=read_mt940(head, stream, detect_encoding(head), limits),
+            lines=read_mt940(head, stream, detect_swift_encoding(head), limits),
         )
     from .camt import read_camt053
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -56,6 +57,21 @@ def detect_encoding(head: bytes) -> str:
     except UnicodeDecodeError:
         return "gb18030"
     return "utf-8"
+
+
+_HIGH_RUN_RE = re.compile(rb"[\x80-\xff]+")
+
+
+def detect_swift_encoding(head: bytes) -> str:
+    """`detect_encoding`, except that a non-UTF-8 file whose high bytes mostly stand alone
+    (`M\xfcller`: one byte per letter, as in the ISO-8859-1 files of European banks) is Latin-1;
+    GBK/GB18030 text comes in pairs of high bytes."""
+    encoding = detect_encoding(head)
+    if encoding != "gb18030":
+        return encoding
+    runs = _HIGH_RUN_RE.findall(head)
+    odd = sum(len(run) % 2 for run in runs)
+    return "latin-1" if runs and odd * 2 > len(runs) else encoding
 
 
 def text_stream(head: bytes, stream: BinaryIO, encoding: str) -> io.TextIOWrapper:

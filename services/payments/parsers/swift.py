@@ -44,7 +44,7 @@ _NO_REF = {"", "NONREF", "NONE"}
 DIRECTIONS = {"C": "credit", "D": "debit", "RC": "debit", "RD": "credit", "EC": "credit"}
 DIRECTIONS["ED"] = "debit"
 
-_TAG_RE = re.compile(r"^:(\d\d[A-Z]?):")
+_TAG_RE = re.compile(r"^:(\d\d[A-Z]?|NS):")  # NS: a bank's non-standard field (ignored)
 # date YYMMDD, optional entry date MMDD, mark, optional funds code (third letter of the
 # currency), amount with a decimal comma (or a dot), then the rest (type code, references)
 _STATEMENT_LINE_RE = re.compile(
@@ -204,7 +204,9 @@ def _blocks(head: bytes, stream: BinaryIO, encoding: str, limits: Limits) -> Ite
                 if block is not None and block.lines:
                     yield block
                 block = _Block(number)
-            if stripped.startswith("-") and stripped.strip("-}") == "":
+            if stripped.startswith("-") and (
+                stripped.strip("-}") == "" or stripped.startswith("-}")  # `-}{5:{CHK:…}}`
+            ):
                 if block is not None and block.lines:
                     yield block
                 block = None
