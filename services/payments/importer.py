@@ -37,7 +37,6 @@ from decimal import Decimal
 from typing import Any, BinaryIO
 
 from services.payments import repository
-from services.payments.matching import CODE_LENGTH, MATCHER_ACTOR, code_candidates
 from services.payments.parsers import (
     LIMIT_CODES,
     Limits,
@@ -119,18 +118,6 @@ Record = tuple[Any, ...]
 MAX_AMOUNT = Decimal("99999999999999.99")  # NUMERIC(16,2)
 
 
-def _codes(line: StatementLine) -> list[str] | None:
-    """The code candidates the matcher would extract (`matching.code_candidates`), recorded with
-    a queued line; None for a remark of just six letters or digits (its lower case, which the
-    insert computes) and for debits (never matched)."""
-    remark = line.remark
-    if line.direction != "credit" or (
-        remark and len(remark) == CODE_LENGTH and remark.isascii() and remark.isalnum()
-    ):
-        return None
-    return code_candidates(remark)
-
-
 def _record(line: StatementLine, key: str) -> Record:
     return (
         line.line_no,
@@ -147,7 +134,6 @@ def _record(line: StatementLine, key: str) -> Record:
         line.payer_bank,
         line.remark,
         line.channel,
-        _codes(line),
     )
 
 
@@ -347,22 +333,22 @@ async def import_statement(
             if not records:
                 break
             async with unit_of_work() as session:
-                stored = await repository.store_statement_lines(
-                    session, result.statement_id, records, actor_sub=MATCHER_ACTOR
+                new, ignored = await repository.store_statement_lines(
+                    session, result.statement_id, records
                 )
                 await repository.add_statement_counts(
                     session,
                     result.statement_id,
                     total=len(records),
-                    new=stored.new,
-                    ignored=stored.ignored,
+                    new=new,
+                    ignored=ignored,
                     credit=sum((r[5] for r in records if r[4] == "credit"), Decimal(0)),
                 )
             result.lines_total += len(records)
-            result.lines_new += stored.new
-            result.lines_duplicate += len(records) - stored.new
-            result.lines_ignored += stored.ignored
-            if on_batch_committed is not None and stored.queued:
+            result.lines_new += new
+            result.lines_duplicate += len(records) - new
+            result.lines_ignored += ignored
+            if on_batch_committed is not None and new > ignored:
                 on_batch_committed(result.statement_id)
         if error is not None:
             await _mark_failed(result.statement_id, str(error))

@@ -220,48 +220,30 @@ IMPORT_COLUMNS = (
     "payer_bank",
     "remark",
     "channel",
-    "codes",
 )
 
 _CREATE_IMPORT_TABLE = """
 CREATE TEMP TABLE import_lines (
     line_no integer, dedupe_key text, bank_ref text, account_no text, direction text,
     amount numeric(16,2), currency text, booked_at timestamptz, value_date date,
-    payer_name text, payer_account text, payer_bank text, remark text, channel text,
-    codes text[]
+    payer_name text, payer_account text, payer_bank text, remark text, channel text
 ) ON COMMIT DROP
 """
 
-OPEN = "('pending_payment', 'partially_paid')"
-
-# One statement per batch: classify, settle the bare lines that need no rule beyond the match,
-# insert, queue the rest, and account for duplicates.
-#
 # Classification at insert: a debit, a zero amount, another currency, or a credit to an account
-# that is no known settlement account is stored as `ignored` (never matched); else it is to be
-# matched. `codes` are the line's code candidates (`matching.code_candidates`, extracted by the
-# importer; NULL when the remark is six letters or digits: then its lower case).
-#
-# A *bare* line (a transfer from a plain account number, not cash, whose remark is just six
-# letters or digits) is settled here, written once with its final outcome and its allocation,
-# when the matcher would allocate it anyway and nothing can come before it: its code is named by
-# no other line of the batch and by no line still queued (`match_queue.codes`; while a line of
-# unknown codes is queued, none is settled here), the order is open (locked `FOR NO KEY UPDATE`
-# in id order, like the matcher's), the receiving account is the order's settlement account and
-# the amount fits the outstanding amount. Same allocation, order update and line outcome as the
-# matcher's (`decide_bare_lines` + `apply_match_decisions`), only for lines actually inserted
-# (a duplicate changes nothing). Every other line to be matched is `pending` and queued with its
-# codes, so a later bare line naming the same order waits for it.
+# that is no known settlement account is stored as `ignored` (never matched); else `pending`.
 _INSERT_IMPORTED = text(
-    f"""
-    WITH src AS MATERIALIZED (
-        SELECT l.line_no, left(l.dedupe_key, 200) AS dedupe_key, left(l.bank_ref, 100) AS bank_ref,
-               left(l.account_no, 40) AS account_no, l.direction, l.amount,
-               left(coalesce(l.currency, 'CNY'), 3) AS currency, l.booked_at, l.value_date,
-               left(l.payer_name, 200) AS payer_name, left(l.payer_account, 60) AS payer_account,
-               left(l.payer_bank, 200) AS payer_bank, l.remark, left(l.channel, 30) AS channel,
-               r.reason, r.reason IS NULL AS to_match,
-               coalesce(l.codes, ARRAY[lower(l.remark)]) AS codes
+    """
+    WITH ins AS (
+        INSERT INTO bank_transactions (
+            statement_id, dedupe_key, bank_ref, account_no, direction, amount, currency,
+            booked_at, value_date, payer_name, payer_account, payer_bank, remark, channel,
+            outcome, reason, processed_at)
+        SELECT CAST(:statement_id AS bigint), left(l.dedupe_key, 200), left(l.bank_ref, 100),
+               left(l.account_no, 40), l.direction, l.amount, left(coalesce(l.currency, 'CNY'), 3),
+               l.booked_at, l.value_date, left(l.payer_name, 200), left(l.payer_account, 60),
+               left(l.payer_bank, 200), l.remark, left(l.channel, 30),
+               c.outcome, c.reason, CASE WHEN c.outcome = 'ignored' THEN now() END
           FROM import_lines l
           LEFT JOIN supplier_accounts sa ON sa.account_no = l.account_no AND sa.is_settlement
           CROSS JOIN LATERAL (
@@ -270,79 +252,16 @@ _INSERT_IMPORTED = text(
                           WHEN coalesce(l.currency, 'CNY') <> 'CNY' THEN 'not_cny'
                           WHEN sa.id IS NULL THEN 'not_settlement_account' END AS reason
           ) r
-    ), bare AS MATERIALIZED (
-        SELECT s.line_no, s.codes[1] AS code, s.account_no, s.amount, s.booked_at
-          FROM src s
-         WHERE s.to_match AND s.channel IS DISTINCT FROM 'cash'
-           AND s.payer_account ~ '^[0-9]+$' AND s.remark ~ '^[A-Za-z0-9]{{6}}$'
-           AND NOT EXISTS (SELECT FROM match_queue q WHERE q.codes IS NULL)
-    ), queued_codes AS MATERIALIZED (
-        -- the codes named by the lines waiting for the matcher (a short list while matchers
-        -- keep up: read whole, hashed; an index on the arrays costs more than it saves)
-        SELECT DISTINCT unnest(q.codes) AS code FROM match_queue q
-    ), solo AS MATERIALIZED (
-        SELECT b.* FROM bare b
-         WHERE b.code IN (SELECT n.code FROM (SELECT unnest(s.codes) AS code FROM src s
-                                                WHERE s.to_match) n
-                           GROUP BY n.code HAVING count(*) = 1)
-           AND b.code NOT IN (SELECT code FROM queued_codes)
-    ), locked AS MATERIALIZED (
-        -- each solo line with its open order (a code names one open order), the orders
-        -- locked in id order; joined here, never CTE to CTE (the planner cannot size those)
-        SELECT s.line_no, s.account_no, s.amount AS line_amount, s.booked_at, o.id AS order_id,
-               o.status, o.amount, o.paid_amount, o.settlement_account_id
-          FROM solo s
-          JOIN orders o ON o.payment_code = s.code
-         WHERE o.status IN {OPEN}
-         ORDER BY o.id
-           FOR NO KEY UPDATE OF o
-    ), go AS MATERIALIZED (
-        SELECT l.line_no, l.order_id, l.line_amount AS amount, l.booked_at,
-               l.status AS from_status, l.paid_amount + l.line_amount = l.amount AS paid
-          FROM locked l
-          JOIN supplier_accounts sa ON sa.id = l.settlement_account_id
-         WHERE sa.account_no = l.account_no AND l.line_amount <= l.amount - l.paid_amount
-    ), ins AS (
-        INSERT INTO bank_transactions (
-            statement_id, dedupe_key, bank_ref, account_no, direction, amount, currency,
-            booked_at, value_date, payer_name, payer_account, payer_bank, remark, channel,
-            outcome, reason, processed_at)
-        SELECT CAST(:statement_id AS bigint), s.dedupe_key, s.bank_ref, s.account_no,
-               s.direction, s.amount, s.currency, s.booked_at, s.value_date, s.payer_name,
-               s.payer_account, s.payer_bank, s.remark, s.channel,
-               CASE WHEN g.line_no IS NOT NULL THEN
-                        CASE WHEN g.paid THEN 'matched' ELSE 'partial' END
-                    WHEN s.to_match THEN 'pending' ELSE 'ignored' END,
-               s.reason,
-               CASE WHEN g.line_no IS NOT NULL OR NOT s.to_match THEN now() END
-          FROM src s
-          LEFT JOIN go g ON g.line_no = s.line_no
-         ORDER BY s.line_no
+          CROSS JOIN LATERAL (
+              SELECT CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'ignored' END AS outcome,
+                     r.reason
+          ) c
+         ORDER BY l.line_no
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING id, outcome, dedupe_key
-    ), stored AS MATERIALIZED (
-        -- the batch's line behind each inserted row (the first of equal keys: ORDER BY line_no)
-        SELECT DISTINCT ON (i.id) i.id, i.outcome, s.line_no, s.codes
-          FROM ins i JOIN src s ON s.dedupe_key = i.dedupe_key
-         ORDER BY i.id, s.line_no
     ), queued AS (
-        INSERT INTO match_queue (bank_transaction_id, codes)
-        SELECT id, codes FROM stored WHERE outcome = 'pending'
-    ), settled AS MATERIALIZED (
-        SELECT st.id AS tx_id, g.* FROM stored st JOIN go g ON g.line_no = st.line_no
-    ), alloc AS (
-        INSERT INTO payment_allocations (bank_transaction_id, order_id, amount, source,
-                                         actor_sub)
-        SELECT tx_id, order_id, amount, 'auto', CAST(:actor AS varchar)
-          FROM settled ORDER BY tx_id
-    ), paid AS (
-        UPDATE orders o
-           SET paid_amount = o.paid_amount + s.amount,
-               status = CASE WHEN s.paid THEN 'paid' ELSE 'partially_paid' END,
-               paid_at = CASE WHEN s.paid THEN coalesce(s.booked_at, now()) ELSE o.paid_at END,
-               updated_at = now()
-          FROM settled s
-         WHERE o.id = s.order_id
+        INSERT INTO match_queue (bank_transaction_id)
+        SELECT id FROM ins WHERE outcome = 'pending'
     ), dups AS (
         -- every line not inserted is a copy of a stored line: remember which (the statement's
         -- credits are then all accounted for); `b` is the snapshot before `ins`
@@ -362,43 +281,30 @@ _INSERT_IMPORTED = text(
         ON CONFLICT (statement_id, bank_transaction_id)
         DO UPDATE SET lines = statement_duplicates.lines + EXCLUDED.lines
     )
-    SELECT count(*) AS new, count(*) FILTER (WHERE outcome = 'ignored') AS ignored,
-           count(*) FILTER (WHERE outcome = 'pending') AS queued
-      FROM ins
+    SELECT count(*) AS new, count(*) FILTER (WHERE outcome = 'ignored') AS ignored FROM ins
     """
 )
 
 
-@dataclass(slots=True)
-class StoredBatch:
-    new: int  # lines inserted (the others are duplicates)
-    ignored: int  # of which never to be matched
-    queued: int  # of which left to the matcher (the rest were settled at insert)
-
-
 async def store_statement_lines(
-    session: AsyncSession,
-    statement_id: int,
-    records: Sequence[tuple[Any, ...]],
-    *,
-    actor_sub: str = "system:matcher",
-) -> StoredBatch:
+    session: AsyncSession, statement_id: int, records: Sequence[tuple[Any, ...]]
+) -> tuple[int, int]:
     """COPY one batch into a temporary table, then insert it with one `INSERT ... SELECT ... ON
-    CONFLICT (dedupe_key) DO NOTHING` that also settles the bare lines it can (see
-    `_INSERT_IMPORTED`; their allocations are the matcher's, `actor_sub`) and queues the rest."""
+    CONFLICT (dedupe_key) DO NOTHING`. Returns (new lines, of which ignored)."""
     connection = await session.connection()
     await connection.exec_driver_sql(_CREATE_IMPORT_TABLE)
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
     await driver.copy_records_to_table("import_lines", records=records, columns=IMPORT_COLUMNS)
-    params = {"statement_id": statement_id, "actor": actor_sub}
-    row = (await session.execute(_INSERT_IMPORTED, params)).one()
+    row = (await session.execute(_INSERT_IMPORTED, {"statement_id": statement_id})).one()
     await connection.exec_driver_sql("DROP TABLE import_lines")
-    return StoredBatch(int(row.new), int(row.ignored), int(row.queued))
+    return int(row.new), int(row.ignored)
 
 
 # ----------------------------------------------------------------------------- matching
+
+OPEN = "('pending_payment', 'partially_paid')"
 
 # Claiming deletes the batch from the queue in the matcher's transaction: other workers skip the
 # locked queue rows, and the deletion commits together with the outcomes (a failed batch rolls

@@ -21,9 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, CreatedAt, Money, intpk, str_enum
@@ -240,17 +238,6 @@ class MatchQueue(Base):
     __tablename__ = "match_queue"
     bank_transaction_id: Mapped[int] = mapped_column(
         BigInteger, primary_key=True, autoincrement=False
-    )
-    # the line's code candidates, extracted at import (NULL: a line queued before they were
-    # recorded, unknown): a bare line is settled at insert only when no queued line names its
-    # code (`repository.store_statement_lines`)
-    codes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    __table_args__ = (
-        Index(
-            "ix_match_queue_codes_unknown",
-            "bank_transaction_id",
-            postgresql_where=text("codes IS NULL"),
-        ),
     )
 
 
