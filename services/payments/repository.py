@@ -270,7 +270,12 @@ _INSERT_IMPORTED = text(
                g.n - CASE WHEN i.id IS NULL THEN 0 ELSE 1 END
           FROM (SELECT dedupe_key, count(*) AS n FROM import_lines GROUP BY dedupe_key) g
           LEFT JOIN ins i ON i.dedupe_key = g.dedupe_key
-          LEFT JOIN bank_transactions b ON b.dedupe_key = g.dedupe_key
+          -- the stored line is looked up only for a key not inserted now (a one-time filter:
+          -- no index probe for the new lines, nearly all of them)
+          LEFT JOIN LATERAL (
+              SELECT b.id FROM bank_transactions b
+               WHERE i.id IS NULL AND b.dedupe_key = g.dedupe_key
+          ) b ON true
          WHERE coalesce(i.id, b.id) IS NOT NULL
            AND g.n - CASE WHEN i.id IS NULL THEN 0 ELSE 1 END > 0
         ON CONFLICT (statement_id, bank_transaction_id)
