@@ -127,7 +127,9 @@ _UNIT_ROWS = f"""
 """
 
 _GROUP_KEYS = {"department": "t.department_id", "region": "t.region_code"}
-_GROUP_SUMS = _SUMS.replace("count(*) AS units_count", "sum(t.units_count) AS units_count").replace(
+_GROUP_SUMS = _SUMS.replace(
+    "count(*) AS units_count", "coalesce(sum(t.units_count), 0) AS units_count"
+).replace(
     "sum(t.canteen_amount)", "sum(t.unit_amount + t.contractor_amount + t.personal_amount)"
 )
 _GROUP_LABELS = {

@@ -197,3 +197,24 @@ async def test_unit_view_shape(
         "method": "actual",
     }
     assert body["as_of"]
+
+
+async def test_a_year_without_purchases_reads_as_zero_for_every_grouping(
+    session: AsyncSession, confirmation_client: httpx.AsyncClient
+) -> None:
+    """Found against `make run`: a finance department whose region has no counted order in the
+    year answered 500 when grouped by department or region (an empty sum of units)."""
+    p = await make_province(session)
+    for group_by in ("department", "region", "unit"):
+        url = f"/api/v1/progress/2031/finance/{p.gd.id}?group_by={group_by}"
+        response = await confirmation_client.get(url, headers=auth(Role.FINANCE, p.gd.id))
+        assert response.status_code == 200, (group_by, response.text)
+        body = response.json()
+        assert body["items"] == []
+        assert body["totals"]["units_count"] == 0
+        export = await confirmation_client.get(
+            f"/api/v1/progress/2031/finance/{p.gd.id}/export.xlsx?group_by={group_by}",
+            headers=auth(Role.FINANCE, p.gd.id),
+        )
+        assert export.status_code == 200
+        assert load_workbook(io.BytesIO(export.content)).worksheets
