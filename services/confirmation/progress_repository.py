@@ -127,10 +127,11 @@ _UNIT_ROWS = f"""
 """
 
 _GROUP_KEYS = {"department": "t.department_id", "region": "t.region_code"}
-_GROUP_SUMS = _SUMS.replace(
-    "count(*) AS units_count", "coalesce(sum(t.units_count), 0) AS units_count"
-).replace(
-    "sum(t.canteen_amount)", "sum(t.unit_amount + t.contractor_amount + t.personal_amount)"
+# A group row sums its units (0, not NULL, when the scope has none in the year).
+_GROUP_COUNT = "coalesce(sum(t.units_count), 0) AS units_count"
+_GROUP_CANTEEN = "sum(t.unit_amount + t.contractor_amount + t.personal_amount)"
+_GROUP_SUMS = _SUMS.replace("count(*) AS units_count", _GROUP_COUNT).replace(
+    "sum(t.canteen_amount)", _GROUP_CANTEEN
 )
 _GROUP_LABELS = {
     "department": "(SELECT d.name FROM org_units d WHERE d.id = t.key)",
