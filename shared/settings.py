@@ -43,6 +43,22 @@ class Settings(BaseSettings):
     sms_http_token: SecretStr = SecretStr("")
     sms_max_attempts: int = Field(default=8, ge=1)
 
+    # notify: SMS providers (services/notify/providers, docs/sms-providers.md)
+    sms_providers: str = "log"  # ordered failover list, comma-separated: log, aliyun, tencent
+    sms_http_timeout_seconds: float = Field(default=10.0, gt=0)
+    sms_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    sms_failover_cooldown_seconds: float = Field(default=300.0, ge=0)
+    sms_aliyun_access_key_id: str = ""
+    sms_aliyun_access_key_secret: SecretStr = SecretStr("")
+    sms_aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    sms_aliyun_sign_name: str = ""
+    sms_tencent_secret_id: str = ""
+    sms_tencent_secret_key: SecretStr = SecretStr("")
+    sms_tencent_endpoint: str = "https://sms.tencentcloudapi.com"
+    sms_tencent_sdk_app_id: str = ""
+    sms_tencent_sign_name: str = ""
+    sms_tencent_region: str = "ap-guangzhou"
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
         if self.environment == "production" and (
