@@ -15,7 +15,15 @@ from shared.models.filings import (
     SharedFilledBy,
     SummaryStatus,
 )
-from shared.models.notifications import SmsOutbox, SmsStatus
+from shared.models.notifications import (
+    FINAL_STATUSES,
+    SmsAttempt,
+    SmsOutbox,
+    SmsProviderCooldown,
+    SmsReceipt,
+    SmsStatus,
+    SmsTemplate,
+)
 from shared.models.orgs import (
     OrgUnit,
     OrgUnitChange,
@@ -52,6 +60,7 @@ from shared.models.payments import (
 from shared.models.policy import FilingReopening, Policy
 
 __all__ = [
+    "FINAL_STATUSES",
     "OPEN_ORDER_STATUSES",
     "AllocationSource",
     "AuditLog",
@@ -88,8 +97,12 @@ __all__ = [
     "ReviewStatus",
     "ServiceCentreCode",
     "SharedFilledBy",
+    "SmsAttempt",
     "SmsOutbox",
+    "SmsProviderCooldown",
+    "SmsReceipt",
     "SmsStatus",
+    "SmsTemplate",
     "Statement",
     "StatementFormat",
     "SummaryStatus",
