@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu import Queue
 
@@ -58,10 +59,21 @@ def make_celery() -> Celery:
         timezone=settings.timezone,
         beat_schedule={
             # safety nets: rows stuck in a state are picked up even if an enqueue was lost.
-            # (The SMS outbox sweep `notify.dispatch_due` joins here with the notify service.)
             "payments-match-pending": {
                 "task": "payments.match_pending",
                 "schedule": 60.0,
+            },
+            # SMS outbox: lost enqueues, due retries, unknown and stuck `sending` rows
+            "notify-sweep": {"task": "notify.sweep", "schedule": 30.0},
+            # SMS filing reminders (N and M days before the deadline: policy data), 09:00 local
+            "notify-reminders": {
+                "task": "notify.queue_reminders",
+                "schedule": crontab(hour=9, minute=0),
+            },
+            # SMS numbers dropped after SMS_RETENTION_DAYS
+            "notify-purge-mobiles": {
+                "task": "notify.purge_mobiles",
+                "schedule": crontab(hour=3, minute=30),
             },
         },
     )

@@ -12,6 +12,10 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+# Development keys of the SMS mobile encryption (AES-256-GCM, `key_id:base64`) and keyed hash;
+# refused in production like the development JWT secret.
+DEV_SMS_MOBILE_KEYS = "dev1:ZGV2LW9ubHktc21zLW1vYmlsZS1rZXktMzItYnl0ZXM="
+DEV_SMS_MOBILE_HASH_KEY = "dev-only-sms-mobile-hash-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -59,8 +63,27 @@ class Settings(BaseSettings):
     sms_tencent_sign_name: str = ""
     sms_tencent_region: str = "ap-guangzhou"
 
+    # notify: dispatch, receipts, personal data (services/notify, docs/notify.md)
+    sms_receipt_token: SecretStr = SecretStr("")  # ?token= of the receipt URLs; empty = refuse
+    sms_mobile_keys: SecretStr = SecretStr(DEV_SMS_MOBILE_KEYS)  # "id:b64key[,id:b64key]"
+    sms_mobile_hash_key: SecretStr = SecretStr(DEV_SMS_MOBILE_HASH_KEY)
+    sms_retention_days: int = Field(default=180, ge=1)
+    sms_sending_lease_seconds: float = Field(default=120.0, gt=0)
+    sms_query_delay_seconds: float = Field(default=30.0, ge=0)
+    sms_retry_base_seconds: float = Field(default=5.0, ge=0)
+    sms_retry_max_seconds: float = Field(default=900.0, ge=0)
+    sms_wait_default_seconds: float = Field(default=60.0, ge=0)
+    sms_sweep_batch_size: int = Field(default=500, ge=1)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment == "production" and (
+            self.sms_mobile_keys.get_secret_value() == DEV_SMS_MOBILE_KEYS
+            or self.sms_mobile_hash_key.get_secret_value() == DEV_SMS_MOBILE_HASH_KEY
+        ):
+            raise ValueError(
+                "SMS_MOBILE_KEYS and SMS_MOBILE_HASH_KEY must be set to real keys in production"
+            )
         if self.environment == "production" and (
             self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
             or len(self.jwt_secret.get_secret_value()) < 32

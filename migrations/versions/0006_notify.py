@@ -42,6 +42,11 @@ def upgrade() -> None:
     op.add_column(
         "sms_outbox", sa.Column("segments", sa.Integer(), nullable=False, server_default="1")
     )
+    op.add_column(
+        "sms_outbox",
+        sa.Column("attempts_before_resend", sa.Integer(), nullable=False, server_default="0"),
+    )
+    op.alter_column("sms_outbox", "attempts_before_resend", server_default=None)
     op.alter_column("sms_outbox", "template_version", server_default=None)
     op.alter_column("sms_outbox", "segments", server_default=None)
     op.add_column("sms_outbox", sa.Column("provider", sa.String(length=20), nullable=True))
@@ -181,6 +186,7 @@ def downgrade() -> None:
         "provider",
         "segments",
         "template_version",
+        "attempts_before_resend",
         "mobile_hash",
         "mobile_key_id",
         "mobile_ciphertext",

@@ -65,7 +65,8 @@ class SmsOutbox(Base):
     status: Mapped[SmsStatus] = mapped_column(
         str_enum(SmsStatus, "sms_status"), default=SmsStatus.PENDING
     )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # every claim; also the fence
+    attempts_before_resend: Mapped[int] = mapped_column(Integer, default=0)  # retry budget base
     next_attempt_at: Mapped[CreatedAt]
     provider: Mapped[str | None] = mapped_column(String(20))
     provider_message_id: Mapped[str | None] = mapped_column(String(100))
