@@ -228,7 +228,8 @@ def _publish(jobs: list[tuple[str, int, float]]) -> None:
                 args=(message_id,),
                 queue=QUEUE_NOTIFY,
                 countdown=countdown or None,
-                retry=False,
+                retry=False,  # a broker outage must not hold the thread: the sweep is there
+                ignore_result=True,  # no result-backend subscription (it would retry on Redis)
             )
         except Exception as exc:
             log.warning(
