@@ -74,10 +74,15 @@ class EmulatorHandle:
 
     # inspection ------------------------------------------------------------------------------
     def sends(self, provider: str | None = None, mobile: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"provider": provider, "mobile": mobile}.items() if v}
-        resp = self._http.get("/_emulator/sends", params=params)
+        """Accepted sends, oldest first (filtered here: no mobile in a URL, hence in a log)."""
+        resp = self._http.get("/_emulator/sends")
         resp.raise_for_status()
-        return list(resp.json())
+        return [
+            s
+            for s in resp.json()
+            if (provider is None or s["provider"] == provider)
+            and (mobile is None or s["mobile"] == mobile)
+        ]
 
     def requests(self) -> dict[str, Any]:
         return dict(self._http.get("/_emulator/requests").json())
@@ -170,6 +175,7 @@ class EmulatorServer:
                 access_log=False,
                 log_level="warning",
                 lifespan="on",
+                timeout_graceful_shutdown=1,  # held (timeout-after-accept) answers are dropped
             )
         )
         self.thread = threading.Thread(
