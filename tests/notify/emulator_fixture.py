@@ -60,6 +60,10 @@ class EmulatorHandle:
         resp.raise_for_status()
         return dict(resp.json())
 
+    def current_faults(self) -> dict[str, Any]:
+        """The faults in force per provider (counters as consumed so far)."""
+        return dict(self._http.get("/_emulator/faults").json())
+
     def configure(self, **config: Any) -> dict[str, Any]:
         """Receipt URLs (`aliyun_receipt_url`, `tencent_receipt_url`), `receipt_headers`,
         `verify_signatures`."""

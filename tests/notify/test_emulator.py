@@ -138,6 +138,29 @@ def test_control_endpoints(emulator: EmulatorHandle) -> None:
     http.close()
 
 
+async def test_faults_for_both_providers_are_separate_copies(emulator: EmulatorHandle) -> None:
+    from services.notify.providers import Outcome, SendRequest
+
+    emulator.faults(errors=["isv.AMOUNT_NOT_ENOUGH"], throttle=1)
+    req = SendRequest(
+        message_id=1,
+        mobile="13800000000",
+        template="payment_confirmed",
+        template_code="SMS_1",
+        params={"order_no": "A1"},
+        body="【832平台】订单A1的货款确认成功。",
+        sign_name="832平台",
+    )
+    provider = emulator.aliyun_provider()
+    assert (await provider.send(req)).outcome is Outcome.RETRY  # throttled
+    assert (await provider.send(req)).error_code == "isv.AMOUNT_NOT_ENOUGH"
+    assert (await provider.send(req)).outcome is Outcome.SENT
+    faults = emulator.current_faults()
+    assert faults["aliyun"]["errors"] == [] and faults["aliyun"]["throttle"] == 0
+    assert faults["tencent"]["errors"] == ["isv.AMOUNT_NOT_ENOUGH"]
+    assert faults["tencent"]["throttle"] == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

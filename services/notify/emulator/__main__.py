@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         log_level=args.log_level.lower(),
+        timeout_graceful_shutdown=1,  # do not wait for held (timeout-after-accept) answers
     )
 
 

@@ -124,7 +124,8 @@ class Emulator:
 
         async def later() -> None:
             await asyncio.sleep(faults.receipt_delay)
-            self.enqueue_receipt(send)
+            if send.generation == self.state.generation:  # not from before a reset
+                self.enqueue_receipt(send)
 
         self._spawn(later())
 
@@ -143,17 +144,23 @@ class Emulator:
             batch = [first]
             while not queue.empty():
                 batch.append(queue.get_nowait())
-            faults = self.state.faults[provider]
-            # a duplicate goes into a second batch, like a provider's re-push
-            seen: set[str] = set()
-            now_batch: list[Send] = []
-            again: list[Send] = []
-            for s in batch:
-                (again if s.id in seen else now_batch).append(s)
-                seen.add(s.id)
-            for part in (now_batch, again):
-                if not part:
-                    continue
+            batch = [s for s in batch if s.generation == self.state.generation]
+            try:
+                self._dispatch_batch(provider, batch)
+            except Exception:  # pragma: no cover - keep pushing later batches
+                log.exception("emulator: %s receipt batch failed", provider)
+
+    def _dispatch_batch(self, provider: Provider, batch: list[Send]) -> None:
+        faults = self.state.faults[provider]
+        # a duplicate goes into a second batch, like a provider's re-push
+        seen: set[str] = set()
+        first: list[Send] = []
+        again: list[Send] = []
+        for s in batch:
+            (again if s.id in seen else first).append(s)
+            seen.add(s.id)
+        for part in (first, again):
+            if part:
                 if faults.out_of_order_receipts:
                     part = sorted(part, key=lambda s: s.at, reverse=True)
                 self._spawn(self.push(provider, part))
@@ -366,6 +373,7 @@ async def aliyun_send(emu: Emulator, params: dict[str, str]) -> Response:
             params=template_params,
             at=datetime.now(UTC),
             held=hold,
+            generation=emu.state.generation,
         )
         for m in mobiles
     ]
@@ -517,6 +525,7 @@ async def tencent_send(emu: Emulator, payload: dict[str, Any]) -> Response:
             params=params,
             at=datetime.now(UTC),
             held=hold,
+            generation=emu.state.generation,
         )
         emu.record(send)
         accepted.append(send)
@@ -663,9 +672,9 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
 
     @app.post("/_emulator/faults")
     async def set_faults(update: FaultsUpdate) -> dict[str, Any]:
-        data = update.model_dump(exclude={"provider"})
         for p in [update.provider] if update.provider else list(PROVIDERS):
-            emu.state.faults[p] = Faults(**data)
+            # a fresh copy per provider: the counters and the `errors` queue are not shared
+            emu.state.faults[p] = Faults(**update.model_dump(exclude={"provider"}))
         return {p: f.model_dump() for p, f in emu.state.faults.items()}
 
     @app.delete("/_emulator/faults")

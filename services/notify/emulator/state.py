@@ -75,6 +75,7 @@ class Send:
     status: Literal["waiting", "delivered", "undelivered"] = "waiting"
     report_at: datetime | None = None
     held: bool = False  # answered late (timeout-after-accept)
+    generation: int = 0  # State.generation when accepted (receipts from before a reset drop)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,8 +102,10 @@ class State:
     request_counts: dict[str, int] = field(default_factory=dict)
     pushes: list[dict[str, Any]] = field(default_factory=list)
     sink: list[dict[str, Any]] = field(default_factory=list)
+    generation: int = 0
 
     def reset(self) -> None:
+        self.generation += 1
         self.faults = {p: Faults() for p in PROVIDERS}
         self.sends.clear()
         self.requests.clear()
