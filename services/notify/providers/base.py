@@ -48,8 +48,9 @@ class SendResult:
     error_code: str | None = None  # provider's code, e.g. "isv.MOBILE_NUMBER_ILLEGAL"
     error_message: str | None = None  # Chinese explanation for operations
     retry_after: float | None = None  # seconds, for WAIT (per-number limits) / throttling
-    provider_side: bool = False  # True for provider-side faults (5xx, SYSTEM_ERROR, network)
-    #                              → failover cool-down
+    # True for provider-side faults (5xx, SYSTEM_ERROR, network, timeouts, our credentials
+    # refused) → failover cool-down
+    provider_side: bool = False
 
 
 @dataclass(frozen=True)
