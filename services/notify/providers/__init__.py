@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from services.notify.providers.aliyun import AliyunProvider
 from services.notify.providers.base import (
     Outcome,
+    ProviderError,
+    ReceiptFormatError,
     SendRequest,
     SendResult,
     SmsProvider,
     StatusReport,
 )
+from services.notify.providers.failover import Failover
 from services.notify.providers.log import LogProvider
+from services.notify.providers.registry import build_provider, build_providers, provider_names
+from services.notify.providers.tencent import TencentProvider
 
 __all__ = [
+    "AliyunProvider",
+    "Failover",
     "LogProvider",
     "Outcome",
+    "ProviderError",
+    "ReceiptFormatError",
     "SendRequest",
     "SendResult",
     "SmsProvider",
     "StatusReport",
+    "TencentProvider",
+    "build_provider",
     "build_providers",
+    "provider_names",
 ]
-
-
-def build_providers(settings: Any) -> list[SmsProvider]:
-    """The ordered failover list named by `settings.sms_providers` (default: only `log`)."""
-    from services.notify.providers.registry import build_providers as _build
-
-    return _build(settings)

@@ -48,8 +48,9 @@ class SendResult:
     error_code: str | None = None  # provider's code, e.g. "isv.MOBILE_NUMBER_ILLEGAL"
     error_message: str | None = None  # Chinese explanation for operations
     retry_after: float | None = None  # seconds, for WAIT (per-number limits) / throttling
-    provider_side: bool = False  # True for provider-side faults (5xx, SYSTEM_ERROR, network)
-    #                              → failover cool-down
+    # True for provider-side faults (5xx, SYSTEM_ERROR, network, timeouts, our credentials
+    # refused) → failover cool-down
+    provider_side: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,17 @@ class SmsProvider(Protocol):
     def parse_receipts(self, payload: Any) -> list[StatusReport]:
         """Reports of one receipt callback (the provider's batch JSON array)."""
         ...
+
+
+class ProviderError(Exception):
+    """A provider could not answer a `query` (network error, 5xx, error code): the caller must
+    not read this as "no record" (that is `[]`) and must not re-send on it; ask again later."""
+
+    def __init__(self, provider: str, message: str, *, code: str | None = None) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.code = code
+
+
+class ReceiptFormatError(ValueError):
+    """A receipt callback body that is not the provider's batch format (answer 400)."""
