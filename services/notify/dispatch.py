@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +72,21 @@ def backoff_seconds(retry_no: int) -> float:
         settings.sms_retry_max_seconds, settings.sms_retry_base_seconds * 2 ** max(retry_no - 1, 0)
     )
     return delay * random.uniform(0.5, 1.0)
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def ordered_params(template_body: str, params: dict[str, Any]) -> dict[str, str]:
+    """Parameters in the order of the template's placeholders (Tencent's are positional; JSONB
+    does not keep key order), then any others."""
+    out: dict[str, str] = {}
+    for name in _PLACEHOLDER.findall(template_body):
+        if name not in out:
+            out[name] = str(params.get(name, ""))
+    for key, value in params.items():
+        out.setdefault(key, str(value))
+    return out
 
 
 def _sign_name(provider: str) -> str:
@@ -122,8 +139,10 @@ async def send_message(message_id: int, providers: Sequence[SmsProvider] | None 
                 message_id=message_id,
                 mobile=decrypt_mobile(claim.mobile_ciphertext, claim.mobile_key_id),
                 template=claim.template,
-                template_code=str(codes.get(provider.name, "")),
-                params={k: str(v) for k, v in claim.params.items()},
+                # no code set for this provider: the template name (a real provider refuses it
+                # as an unknown template: a permanent failure that operations see)
+                template_code=str(codes.get(provider.name) or claim.template),
+                params=ordered_params(template.body if template else claim.body, claim.params),
                 body=claim.body,
                 sign_name=_sign_name(provider.name),
             ),

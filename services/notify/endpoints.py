@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.notify import dispatch, service
+from services.notify.providers import StatusReport
+from services.notify.providers.aliyun import parse_aliyun_receipts
+from services.notify.providers.tencent import parse_tencent_receipts
 from services.notify.schemas import (
     MessageDetailOut,
     MessageOut,
@@ -26,7 +30,7 @@ from services.notify.schemas import (
 )
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import NotFound, Unauthorized, ValidationFailed
+from shared.errors import Unauthorized, ValidationFailed
 from shared.models import SmsStatus
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.settings import get_settings
@@ -93,6 +97,10 @@ async def put_template(
     return await service.put_template(session, principal, name, body)
 
 
+RECEIPT_PARSERS: dict[str, Callable[[Any], list[StatusReport]]] = {
+    "aliyun": parse_aliyun_receipts,
+    "tencent": parse_tencent_receipts,
+}
 RECEIPT_ANSWERS: dict[str, dict[str, Any]] = {
     "aliyun": {"code": 0, "msg": "接收成功"},
     "tencent": {"result": 0, "errmsg": "OK"},
@@ -112,9 +120,6 @@ async def receive_receipts(
     expected = get_settings().sms_receipt_token.get_secret_value()
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("回执令牌无效", code="receipt_token_invalid")
-    parser = next((p for p in dispatch.configured_providers() if p.name == provider), None)
-    if parser is None:
-        raise NotFound(f"短信服务商 {provider} 未启用", code="sms_provider_not_configured")
     try:
         payload = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -122,8 +127,8 @@ async def receive_receipts(
     if not isinstance(payload, list):
         raise ValidationFailed.at(["body"], "回执应为 JSON 数组")
     try:
-        reports = parser.parse_receipts(payload)
-    except (ValueError, TypeError, KeyError) as exc:
+        reports = RECEIPT_PARSERS[provider](payload)
+    except (ValueError, TypeError, KeyError) as exc:  # ReceiptFormatError is a ValueError
         raise ValidationFailed.at(["body"], "回执格式不正确") from exc
     changed = await dispatch.record_receipts(session, reports)
     log.info("%s receipts: %d reports, %d messages changed", provider, len(reports), changed)
