@@ -50,9 +50,7 @@ def upgrade() -> None:
     op.alter_column("sms_outbox", "template_version", server_default=None)
     op.alter_column("sms_outbox", "segments", server_default=None)
     op.add_column("sms_outbox", sa.Column("provider", sa.String(length=20), nullable=True))
-    op.add_column(
-        "sms_outbox", sa.Column("last_error_code", sa.String(length=100), nullable=True)
-    )
+    op.add_column("sms_outbox", sa.Column("last_error_code", sa.String(length=100), nullable=True))
     op.add_column(
         "sms_outbox", sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True)
     )

@@ -96,15 +96,14 @@ class PrivateRedis:
 def point_celery_at(url: str) -> None:
     """Repoint this process's Celery app (the after-commit enqueue) at another Redis."""
     broker = "redis+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
-    pool = celery_app._pool
-    if pool is not None:
-        pool.force_close_all()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app.conf.broker_url = broker
-    celery_app.conf.broker_write_url = broker
-    celery_app.conf.broker_read_url = broker
-    celery_app.conf.result_backend = broker
+    app: Any = celery_app  # private attributes: the connection and producer pools
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.update(
+        broker_url=broker, broker_write_url=broker, broker_read_url=broker, result_backend=broker
+    )
 
 
 @dataclass

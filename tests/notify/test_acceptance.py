@@ -80,8 +80,8 @@ def workers(broker: PrivateRedis) -> Iterator[Callable[..., list[subprocess.Pope
     stop_workers(started)
 
 
-async def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait(predicate: Callable[[], Any], within: float = 60.0) -> Any:
+    deadline = time.monotonic() + within
     while True:
         value = await predicate()
         if value:
@@ -220,7 +220,7 @@ async def test_e_two_workers_and_the_sweep_racing_on_1000_messages_send_exactly_
             )
         return left == 0
 
-    await _wait(all_sent, timeout=240)
+    await _wait(all_sent, within=240)
     wait_for_enqueues()
     sends = emulator.sends()
     assert len(sends) == 1000
