@@ -189,8 +189,13 @@ def enqueue_after_commit(
 
 
 def _take(sync_session: Session) -> list[tuple[str, int, float]]:
-    ids = sync_session.info.pop("sms_outbox_ids", [])
-    later = sync_session.info.pop("sms_enqueue_later", [])
+    """The jobs not handed over yet (`sms_outbox_ids` itself stays readable after the commit,
+    for `after_commit_ids`)."""
+    info = sync_session.info
+    done: set[int] = info.setdefault("sms_enqueued_ids", set())
+    ids = [i for i in info.get("sms_outbox_ids", []) if i not in done]
+    done.update(ids)
+    later = info.pop("sms_enqueue_later", [])
     return [(SEND_TASK, i, 0.0) for i in ids] + list(later)
 
 
@@ -208,7 +213,11 @@ def _on_commit(sync_session: Session) -> None:
 
 
 def _on_rollback(sync_session: Session) -> None:
-    _take(sync_session)
+    """Rows of a rolled-back transaction do not exist: forget their ids."""
+    info = sync_session.info
+    done: set[int] = info.get("sms_enqueued_ids", set())
+    info["sms_outbox_ids"] = [i for i in info.get("sms_outbox_ids", []) if i in done]
+    info.pop("sms_enqueue_later", None)
 
 
 def _forget(future: Future[None]) -> None:

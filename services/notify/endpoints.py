@@ -55,17 +55,16 @@ async def list_messages(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[MessageOut]:
-    rows = await service.repo.list_messages(
+    items, more = await service.list_messages(
         session,
         status=status,
         template=template,
         unit_id=unit_id,
         since=since,
         after_id=decode_cursor(cursor),
-        limit=limit + 1,
+        limit=limit,
     )
-    items = [service.message_out(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit and items else None
+    next_cursor = encode_cursor(items[-1].id) if more and items else None
     return Page[MessageOut](items=items, next_cursor=next_cursor)
 
 

@@ -65,6 +65,29 @@ def message_out(row: SmsOutbox) -> MessageOut:
     )
 
 
+async def list_messages(
+    session: AsyncSession,
+    *,
+    status: SmsStatus | None,
+    template: str | None,
+    unit_id: int | None,
+    since: datetime | None,
+    after_id: int | None,
+    limit: int,
+) -> tuple[list[MessageOut], bool]:
+    """A page, newest first, and whether more follow."""
+    rows = await repo.list_messages(
+        session,
+        status=status,
+        template=template,
+        unit_id=unit_id,
+        since=since,
+        after_id=after_id,
+        limit=limit + 1,
+    )
+    return [message_out(r) for r in rows[:limit]], len(rows) > limit
+
+
 async def message_detail(session: AsyncSession, message_id: int) -> MessageDetailOut:
     row = await repo.get_message(session, message_id)
     if row is None:

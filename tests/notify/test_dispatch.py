@@ -12,7 +12,7 @@ from services.notify.providers import Outcome, StatusReport
 from shared.db import unit_of_work
 from shared.models import SmsAttempt, SmsOutbox, SmsStatus
 from shared.pii import decrypt_mobile, mobile_hash
-from shared.sms import queue_sms, wait_for_enqueues
+from shared.sms import after_commit_ids, queue_sms, wait_for_enqueues
 from tests.notify.helpers import PrivateRedis, StandInProvider, queue_message
 
 pytestmark = pytest.mark.usefixtures("broker", "fast_retries")
@@ -53,6 +53,7 @@ async def test_send_is_enqueued_only_after_the_commit(broker: PrivateRedis) -> N
         assert broker.queued_task_ids() == []  # not before the commit
     wait_for_enqueues()
     assert broker.queued_task_ids() == [new_id]
+    assert after_commit_ids(session) == [new_id]  # still readable after the commit
 
 
 async def test_a_rolled_back_event_enqueues_nothing(broker: PrivateRedis) -> None:
