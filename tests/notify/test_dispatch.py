@@ -286,3 +286,21 @@ async def test_undelivered_receipt_then_delivered() -> None:
         assert await dispatch.record_receipts(session, [fail]) == 1
     row = await _row(message_id)
     assert row.status == SmsStatus.UNDELIVERED and row.last_error_code == "MK:0001"
+
+
+async def test_key_rotation_new_rows_use_the_first_key_old_rows_still_decrypt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import SecretStr
+
+    from shared.settings import DEV_SMS_MOBILE_KEYS, get_settings
+
+    old = await queue_message(event_key="k-old", mobile="13812345678")
+    rotated = "k2:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=," + DEV_SMS_MOBILE_KEYS
+    monkeypatch.setattr(get_settings(), "sms_mobile_keys", SecretStr(rotated))
+    new = await queue_message(event_key="k-new", mobile="13912345678")
+    provider = StandInProvider()
+    for message_id in (old, new):
+        assert await dispatch.send_message(message_id, [provider]) == "sent"
+    assert [(await _row(i)).mobile_key_id for i in (old, new)] == ["dev1", "k2"]
+    assert [c.mobile for c in provider.calls] == ["13812345678", "13912345678"]
