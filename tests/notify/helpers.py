@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ def point_celery_at(url: str) -> None:
         app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
+    app._backend_cache = None  # result backends cached per thread: built anew on next use
+    app._local = threading.local()
     app.conf.update(
         broker_url=broker, broker_write_url=broker, broker_read_url=broker, result_backend=broker
     )
