@@ -77,7 +77,6 @@ def make_celery() -> Celery:
         timezone=settings.timezone,
         beat_schedule={
             # safety nets: rows stuck in a state are picked up even if an enqueue was lost.
-            # (The SMS outbox sweep `notify.dispatch_due` joins here with the notify service.)
             "payments-match-pending": {
                 "task": "payments.match_pending",
                 "schedule": 60.0,
@@ -86,6 +85,18 @@ def make_celery() -> Celery:
             "progress-check-drift": {
                 "task": "progress.check_drift",
                 "schedule": crontab(hour=2, minute=30),
+            },
+            # SMS outbox: lost enqueues, due retries, unknown and stuck `sending` rows
+            "notify-sweep": {"task": "notify.sweep", "schedule": 30.0},
+            # SMS filing reminders (N and M days before the deadline: policy data), 09:00 local
+            "notify-reminders": {
+                "task": "notify.queue_reminders",
+                "schedule": crontab(hour=9, minute=0),
+            },
+            # SMS numbers dropped after SMS_RETENTION_DAYS
+            "notify-purge-mobiles": {
+                "task": "notify.purge_mobiles",
+                "schedule": crontab(hour=3, minute=30),
             },
         },
     )

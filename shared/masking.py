@@ -44,6 +44,11 @@ _MOBILE_RE = re.compile(_ALONE_BEFORE + r"(1[3-9]\d)\d{4}(\d{4})" + _ALONE_AFTER
 _ACCOUNT_RE = re.compile(_ALONE_BEFORE + r"(\d{4})\d{5,}(\d{4})" + _ALONE_AFTER)
 
 
+def scrub_mobiles(text: str) -> str:
+    """Mask every mobile number in free text (SMS bodies shown to operations)."""
+    return _MOBILE_RE.sub(r"\1****\2", text)
+
+
 def scrub(text: str) -> str:
     """Mask every mobile number and bank-account-like digit run in free text (log lines)."""
     text = _MOBILE_RE.sub(r"\1****\2", text)

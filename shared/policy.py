@@ -177,3 +177,45 @@ async def effective_policies(
             year=year, region_code=code, chain=tuple(chain), sources=sources, **values
         )
     return out
+
+
+REMINDER_FIELDS = ("reminder_days_first", "reminder_days_second")
+"""Days before the filing deadline on which units with no submitted filing get an SMS reminder
+(填报提醒); policy data like the rest, resolved along the same region chain."""
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    year: int
+    region_code: str
+    filing_deadline: date | None
+    days_before: tuple[int, ...]  # distinct, non-negative, largest first
+
+
+async def reminder_policy(session: AsyncSession, year: int, region_code: str) -> ReminderPolicy:
+    """The deadline and reminder days effective for a region (empty when none are set; no
+    policy row at all → `policy_missing` like `effective_policy`)."""
+    policy = await effective_policy(session, year, region_code)
+    result = await session.execute(
+        text(
+            "SELECT region_code, reminder_days_first, reminder_days_second FROM policies "
+            "WHERE year = :year AND region_code = ANY(:codes)"
+        ),
+        {"year": year, "codes": list(policy.chain)},
+    )
+    rows = {row.region_code: row for row in result}
+    days: list[int] = []
+    for name in REMINDER_FIELDS:
+        for code in policy.chain:
+            row = rows.get(code)
+            value = getattr(row, name) if row is not None else None
+            if value is not None:
+                if value >= 0 and value not in days:
+                    days.append(int(value))
+                break
+    return ReminderPolicy(
+        year=year,
+        region_code=region_code,
+        filing_deadline=policy.filing_deadline,
+        days_before=tuple(sorted(days, reverse=True)),
+    )

@@ -74,6 +74,9 @@ POLICIES_2024: list[dict[str, Any]] = [
         "national_floor": Decimal("10.00"),
         "encouraged_ratio": Decimal("15.00"),
         "non_settlement_cutoff": date(2023, 8, 3),
+        # SMS reminders to units that have not submitted: 7 and 1 days before the deadline
+        "reminder_days_first": 7,
+        "reminder_days_second": 1,
     },
     {
         "year": 2024,
@@ -266,6 +269,8 @@ async def seed_reference_data(session: AsyncSession) -> dict[str, int]:
             "soft_floor",
             "filing_deadline",
             "non_settlement_cutoff",
+            "reminder_days_first",
+            "reminder_days_second",
         ]
     )
     added["policies"] = await _insert_missing(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.notify.endpoints import router
 from shared.web import create_service_app
 
 
 def create_app() -> FastAPI:
-    return create_service_app("notify", "Notify service (短信通知)", routers=[])
+    return create_service_app("notify", "Notify service (短信通知)", routers=[router])

@@ -18,7 +18,15 @@ from shared.models.filings import (
     SharedFilledBy,
     SummaryStatus,
 )
-from shared.models.notifications import SmsOutbox, SmsStatus
+from shared.models.notifications import (
+    FINAL_STATUSES,
+    SmsAttempt,
+    SmsOutbox,
+    SmsProviderCooldown,
+    SmsReceipt,
+    SmsStatus,
+    SmsTemplate,
+)
 from shared.models.orgs import (
     OrgUnit,
     OrgUnitChange,
@@ -63,6 +71,7 @@ from shared.models.progress import (
 from shared.models.statements import StatementDuplicate
 
 __all__ = [
+    "FINAL_STATUSES",
     "OPEN_ORDER_STATUSES",
     "AggregateStatus",
     "AllocationSource",
@@ -109,8 +118,12 @@ __all__ = [
     "ReviewStatus",
     "ServiceCentreCode",
     "SharedFilledBy",
+    "SmsAttempt",
     "SmsOutbox",
+    "SmsProviderCooldown",
+    "SmsReceipt",
     "SmsStatus",
+    "SmsTemplate",
     "Statement",
     "StatementDuplicate",
     "StatementFormat",

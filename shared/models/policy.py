@@ -24,6 +24,9 @@ class Policy(Base):
     soft_floor: Mapped[Decimal | None] = mapped_column(Ratio)  # 原则上不低于 (needs justification)
     filing_deadline: Mapped[date | None] = mapped_column(Date)  # 填报截止日期 (inclusive)
     non_settlement_cutoff: Mapped[date | None] = mapped_column(Date)  # 非结算账户凭证截止下单日
+    # SMS reminders (填报提醒) to units with no submitted filing, N and M days before the deadline
+    reminder_days_first: Mapped[int | None]
+    reminder_days_second: Mapped[int | None]
     updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[CreatedAt]
     __table_args__ = (UniqueConstraint("year", "region_code"),)
