@@ -48,6 +48,7 @@ def embedded_urls(path: Path | None = None) -> dict[str, str]:
         if isinstance(url := data.get(key), str) and url and _socket_alive(url)
     }
 
+
 # Development keys of the SMS mobile encryption (AES-256-GCM, `key_id:base64`) and keyed hash;
 # refused in production like the development JWT secret.
 DEV_SMS_MOBILE_KEYS = "dev1:ZGV2LW9ubHktc21zLW1vYmlsZS1rZXktMzItYnl0ZXM="
