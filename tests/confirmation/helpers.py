@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import AuditLog, Filing, OrgUnit, SmsOutbox
+from shared.pii import decrypt_mobile
 from tests.conftest import auth
 from tests.filing.helpers import own_body, save_and_submit
 
@@ -45,6 +46,12 @@ async def decide(
         json=body,
         headers={**auth("unit", superior.id), **(headers or {})},
     )
+
+
+def plain_mobile(row: SmsOutbox) -> str:
+    """The number an outbox row sends to (stored encrypted; `mobile` holds the masked form)."""
+    assert row.mobile_ciphertext is not None and row.mobile_key_id is not None
+    return decrypt_mobile(row.mobile_ciphertext, row.mobile_key_id)
 
 
 async def outbox(session: AsyncSession) -> dict[str, SmsOutbox]:

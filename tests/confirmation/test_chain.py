@@ -14,6 +14,7 @@ from tests.confirmation.helpers import (
     decide,
     file,
     outbox,
+    plain_mobile,
     statuses,
 )
 from tests.conftest import auth
@@ -67,10 +68,10 @@ async def test_units_file_superior_decides_department_summarises_finance_reviews
     )
     sms = await outbox(session)
     assert set(sms) == {f"filing:{fa}:confirmed:v1", f"filing:{fb}:returned:v1"}
-    assert sms[f"filing:{fa}:confirmed:v1"].mobile == A_MOBILE
+    assert plain_mobile(sms[f"filing:{fa}:confirmed:v1"]) == A_MOBILE
     assert sms[f"filing:{fa}:confirmed:v1"].template == "filing_confirmed"
     returned_sms = sms[f"filing:{fb}:returned:v1"]
-    assert returned_sms.mobile == B_MOBILE and "采购总额有误" in returned_sms.body
+    assert plain_mobile(returned_sms) == B_MOBILE and "采购总额有误" in returned_sms.body
     assert returned_sms.status.value == "pending"
     assert await audit_actions(session, "filing", fb) == [
         "filing.drafted",
@@ -119,7 +120,7 @@ async def test_units_file_superior_decides_department_summarises_finance_reviews
     assert await statuses(session, fd, fa, fb) == ["finance_returned"] * 3
     sms = await outbox(session)
     summary_sms = sms[f"summary:{summary_id}:returned:v1"]
-    assert summary_sms.mobile == DEPT_MOBILE and "实验中学比例需复核" in summary_sms.body
+    assert plain_mobile(summary_sms) == DEPT_MOBILE and "实验中学比例需复核" in summary_sms.body
     assert summary_sms.template == "summary_returned"
 
     # 7. the department returns A to its unit, A fixes and resubmits, the department confirms
@@ -163,7 +164,7 @@ async def test_units_file_superior_decides_department_summarises_finance_reviews
     assert conf.json()["status"] == "confirmed"
     assert await statuses(session, fd, fa, fb) == ["finance_confirmed"] * 3
     sms = await outbox(session)
-    assert sms[f"summary:{summary_id}:confirmed:v2"].mobile == DEPT_MOBILE
+    assert plain_mobile(sms[f"summary:{summary_id}:confirmed:v2"]) == DEPT_MOBILE
     assert set(sms) == {
         f"filing:{fa}:confirmed:v1",
         f"filing:{fb}:returned:v1",

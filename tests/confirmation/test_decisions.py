@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import get_sessionmaker
 from shared.models import FilingStatus
-from tests.confirmation.helpers import audit_actions, decide, outbox, statuses
+from tests.confirmation.helpers import audit_actions, decide, outbox, plain_mobile, statuses
 from tests.conftest import auth
 from tests.factories import make_submitted_filing
 from tests.filing.helpers import make_tree
@@ -41,7 +41,7 @@ async def test_a_retried_decision_queues_its_sms_once(
     sms = await outbox(session)
     assert list(sms) == [f"filing:{filing.id}:confirmed:v1"]
     row = sms[f"filing:{filing.id}:confirmed:v1"]
-    assert row.mobile == "13600000001" and row.unit_id == tree.unit.id
+    assert plain_mobile(row) == "13600000001" and row.unit_id == tree.unit.id
     assert row.params == {"unit_name": "广东省实验中学", "year": "2024", "reason": ""}
     assert "广东省实验中学" in row.body and "2024" in row.body
     assert await audit_actions(session, "filing", filing.id) == ["filing.confirmed"]
@@ -151,6 +151,6 @@ async def test_the_filing_services_own_endpoints_queue_the_same_sms(
     )
     assert r.status_code == 200, r.text
     sms = await outbox(session)
-    assert sms[f"filing:{a.id}:confirmed:v1"].mobile == "13600000002"
+    assert plain_mobile(sms[f"filing:{a.id}:confirmed:v1"]) == "13600000002"
     assert sms[f"filing:{b.id}:returned:v1"].template == "filing_returned"
     assert "请补充说明" in sms[f"filing:{b.id}:returned:v1"].body

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Role
+from shared.pii import decrypt_mobile
 from shared.settings import get_settings
 from tests.conftest import auth
 from tests.factories import make_unit
@@ -47,11 +48,18 @@ async def order_json(client: httpx.AsyncClient, order_no: str) -> dict:
 async def sms_rows(session: AsyncSession) -> list[tuple[str, str, str]]:
     rows = (
         await session.execute(
-            text("SELECT event_key, template, mobile FROM sms_outbox ORDER BY id")
+            text(
+                "SELECT event_key, template, mobile_ciphertext, mobile_key_id"
+                " FROM sms_outbox ORDER BY id"
+            )
         )
     ).all()
     await session.commit()
-    return [(r.event_key, r.template, r.mobile) for r in rows]
+    # the number is stored encrypted (the `mobile` column holds its masked form)
+    return [
+        (r.event_key, r.template, decrypt_mobile(r.mobile_ciphertext, r.mobile_key_id))
+        for r in rows
+    ]
 
 
 async def test_payee_accounts_are_masked_with_the_none_of_the_above_rule(
