@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from kombu import pools as kombu_pools
 
 from services.notify.providers import Outcome, SendRequest, SendResult, StatusReport
 from shared.celery_app import QUEUE_NOTIFY, celery_app
@@ -98,8 +99,9 @@ def point_celery_at(url: str) -> None:
     """Repoint this process's Celery app (the after-commit enqueue) at another Redis."""
     broker = "redis+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
     app: Any = celery_app  # private attributes: the connection and producer pools
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # Close every kombu pool AND drop them from kombu's global registries: a pool closed but
+    # left registered would be handed back (closed) when the app is pointed at its old URL again.
+    kombu_pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app._backend_cache = None  # result backends cached per thread: built anew on next use

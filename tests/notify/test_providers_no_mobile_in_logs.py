@@ -19,7 +19,8 @@ from tests.notify.emulator_fixture import (  # noqa: F401 - fixtures
 )
 
 MOBILE = "13912345678"
-RAW_MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+# a mainland mobile standing alone (not a digit run inside an id or a uuid)
+RAW_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 
 
 def _request(message_id: int) -> SendRequest:
