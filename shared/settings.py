@@ -96,9 +96,6 @@ class Settings(BaseSettings):
     deadline_warning_days: int = Field(default=7, ge=0)
 
     # notify
-    sms_provider: Literal["log", "http"] = "log"
-    sms_http_url: str = ""
-    sms_http_token: SecretStr = SecretStr("")
     sms_max_attempts: int = Field(default=8, ge=1)
 
     # statement import limits (docs/statements.md)
