@@ -40,35 +40,33 @@ log = logging.getLogger(__name__)
 
 SEND_TASK = "notify.send"
 SETTLE_TASK = "notify.settle"
+DEFAULT_SIGN_NAME = "832平台"
+"""The SMS signature (签名) a provider prepends as 【832平台】 unless its own sign-name setting
+says otherwise: templates never contain it, the segment count includes it."""
 SEGMENT_CHARS = 70  # one SMS: 70 characters (the 【signature】 included)
 PART_CHARS = 67  # a longer text goes out in parts of 67 characters, each billed
 
 # Default Chinese texts of the templates (the notify service keeps versioned copies in the
 # database; these are the first version). `${param}` placeholders.
 DEFAULT_TEMPLATES: dict[str, str] = {
-    "filing_confirmed": (
-        "【832平台】${unit_name}：您单位${year}年度预留份额填报已由上级预算单位确认。"
-    ),
+    "filing_confirmed": ("${unit_name}：您单位${year}年度预留份额填报已由上级预算单位确认。"),
     "filing_returned": (
-        "【832平台】${unit_name}：您单位${year}年度预留份额填报已被上级预算单位退回，"
+        "${unit_name}：您单位${year}年度预留份额填报已被上级预算单位退回，"
         "原因：${reason}。请登录采购人系统修改后重新提交。"
     ),
-    "summary_confirmed": (
-        "【832平台】${unit_name}：您部门${year}年度预留份额汇总已由财政部门审核确认。"
-    ),
+    "summary_confirmed": ("${unit_name}：您部门${year}年度预留份额汇总已由财政部门审核确认。"),
     "summary_returned": (
-        "【832平台】${unit_name}：您部门${year}年度预留份额汇总已被财政部门退回，"
+        "${unit_name}：您部门${year}年度预留份额汇总已被财政部门退回，"
         "原因：${reason}。请修改后重新报送。"
     ),
-    "payment_confirmed": "【832平台】订单${order_no}的货款确认成功。",
-    "payment_failed": "【832平台】订单${order_no}的货款确认失败，原因：${reason}。",
+    "payment_confirmed": "订单${order_no}的货款确认成功。",
+    "payment_failed": "订单${order_no}的货款确认失败，原因：${reason}。",
     "payee_account": (
-        "【832平台】订单${order_no}应付${amount}元，收款户名${holder_name}，"
+        "订单${order_no}应付${amount}元，收款户名${holder_name}，"
         "账号${account_no}，开户行${bank_name}，转账时请在用途/备注中填写付款识别码${payment_code}。"
     ),
     "filing_reminder": (
-        "【832平台】${unit_name}：${year}年度预留份额填报将于${deadline}截止，"
-        "您单位尚未提交，请及时填报。"
+        "${unit_name}：${year}年度预留份额填报将于${deadline}截止，您单位尚未提交，请及时填报。"
     ),
 }
 
@@ -150,7 +148,7 @@ async def queue_sms(
             template_version=tpl.version,
             params=params,
             body=body,
-            segments=segment_count(body),
+            segments=segment_count(f"【{DEFAULT_SIGN_NAME}】{body}"),
         )
         .on_conflict_do_nothing(index_elements=["event_key"])
         .returning(SmsOutbox.id)

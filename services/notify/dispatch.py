@@ -44,11 +44,9 @@ from shared.db import unit_of_work
 from shared.models import SmsOutbox, SmsStatus
 from shared.pii import decrypt_mobile
 from shared.settings import get_settings
-from shared.sms import SEND_TASK, SETTLE_TASK, enqueue_after_commit
+from shared.sms import DEFAULT_SIGN_NAME, SEND_TASK, SETTLE_TASK, enqueue_after_commit
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SIGN_NAME = "832平台"
 
 
 @lru_cache

@@ -108,7 +108,9 @@ async def test_message_keeps_template_version_body_and_segments() -> None:
     row_short, row_long = await _row(short), await _row(long)
     assert row_short.template_version == 1 and row_short.segments == 1
     assert long_reason in row_long.body
-    assert row_long.segments == -(-len(row_long.body) // 67)  # 67 characters per part
+    # 67 characters per part, the 【832平台】 signature the provider prepends included
+    assert row_long.segments == -(-len("【832平台】" + row_long.body) // 67)
+    assert not row_long.body.startswith("【")  # the provider adds the signature, not the text
     assert row_long.segments >= 3
 
 
