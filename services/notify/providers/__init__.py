@@ -12,14 +12,12 @@ from services.notify.providers.base import (
     SmsProvider,
     StatusReport,
 )
-from services.notify.providers.failover import Failover
 from services.notify.providers.log import LogProvider
 from services.notify.providers.registry import build_provider, build_providers, provider_names
 from services.notify.providers.tencent import TencentProvider
 
 __all__ = [
     "AliyunProvider",
-    "Failover",
     "LogProvider",
     "Outcome",
     "ProviderError",
