@@ -46,7 +46,9 @@ from services.payments.parsers import (
     dedupe_keys,
     detect_format,
     open_statement,
+    within_limits,
 )
+from services.payments.parsers.limits import MAX_AMOUNT
 from shared.db import unit_of_work
 from shared.errors import DomainError
 from shared.models.payments import Statement, StatementFormat
@@ -115,7 +117,6 @@ class ImportResult:
 
 
 Record = tuple[Any, ...]
-MAX_AMOUNT = Decimal("99999999999999.99")  # NUMERIC(16,2)
 
 
 def _record(line: StatementLine, key: str) -> Record:
@@ -150,23 +151,6 @@ def _take(
     except StatementParseError as exc:
         return out, exc
     return out, None
-
-
-def within_limits(lines: Iterable[StatementLine]) -> Iterator[StatementLine]:
-    """Lines whose amount fits NUMERIC(16,2) and whose booking time is in the years 1970–2999
-    (a far-off time overflows once converted to UTC); another line fails the file."""
-    for line in lines:
-        if abs(line.amount) > MAX_AMOUNT:
-            raise StatementParseError(
-                f"金额“{line.amount}”超出系统允许的范围", line_no=line.line_no, code="bad_amount"
-            )
-        if line.booked_at is not None and not 1970 <= line.booked_at.year <= 2999:
-            raise StatementParseError(
-                f"交易时间“{line.booked_at:%Y-%m-%d %H:%M:%S}”超出允许范围（1970 年至 2999 年）",
-                line_no=line.line_no,
-                code="bad_datetime",
-            )
-        yield line
 
 
 def file_sha256(stream: BinaryIO) -> str:

@@ -11,7 +11,7 @@ import codecs
 from typing import BinaryIO
 
 from .dedupe import dedupe_key, dedupe_keys
-from .limits import LIMIT_CODES, Limits
+from .limits import LIMIT_CODES, Limits, within_limits
 from .models import ParsedStatement, StatementLine, StatementParseError
 from .profiles import PROFILES, CsvProfile
 from .streams import HEAD_SIZE, detect_encoding, detect_swift_encoding, seekable_copy
@@ -29,6 +29,7 @@ __all__ = [
     "dedupe_keys",
     "detect_format",
     "open_statement",
+    "within_limits",
 ]
 
 FORMATS = ("csv", "xlsx", "xls", "mt940", "camt053")
@@ -60,6 +61,7 @@ def open_statement(
     profile: str | None = None,
     filename: str | None = None,
     limits: Limits | None = None,
+    native: bool = False,
 ) -> ParsedStatement:
     """Open a statement for lazy reading.
 
@@ -72,6 +74,8 @@ def open_statement(
     one of `LIMIT_CODES` (blank rows: `too_many_blank_rows`). The stream must stay open while
     `lines` is consumed.
     When opening fails, a seekable stream is put back at its starting position.
+    With `native`, a seekable CSV also offers its data rows as Arrow tables when the native path
+    reads them exactly (`ParsedStatement.batches`, see `native.py`).
     """
     if format is not None and format not in FORMATS:
         raise StatementParseError(
@@ -88,7 +92,7 @@ def open_statement(
         )
     try:
         kind = format or detect_format(head, filename)
-        return _open(head, stream, start, kind, profile, limits or Limits())
+        return _open(head, stream, start, kind, profile, limits or Limits(), native)
     except StatementParseError:
         if start is not None:  # leave a seekable upload where it was, e.g. for re-sniffing
             stream.seek(start)
@@ -102,12 +106,22 @@ def _open(
     kind: str,
     profile: str | None,
     limits: Limits,
+    native: bool = False,
 ) -> ParsedStatement:
     if kind == "csv":
         from .tabular import open_csv
 
-        csv_profile, lines = open_csv(head, stream, detect_encoding(head), profile, limits)
-        return ParsedStatement(format="csv", profile=csv_profile.name, lines=lines)
+        csv_profile, lines, batches = open_csv(
+            head,
+            stream,
+            detect_encoding(head),
+            profile,
+            limits,
+            native_start=start if native else None,
+        )
+        return ParsedStatement(
+            format="csv", profile=csv_profile.name, lines=lines, batches=batches
+        )
     if kind == "xlsx":
         from .tabular import open_xlsx
 

@@ -65,14 +65,26 @@ def dedupe_key(line: StatementLine, occurrence: int) -> str:
     return _bounded(f"h:{account}:{content_hash(line)}:{occurrence}")
 
 
+class DedupeKeys:
+    """`dedupe_keys` one line at a time: counts the occurrences of identical reference-less
+    lines of one file."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, line: StatementLine) -> str:
+        if line.bank_ref:
+            return dedupe_key(line, 1)
+        digest = content_hash(line)
+        occurrence = self.seen.get(digest, 0) + 1
+        self.seen[digest] = occurrence
+        return _bounded(f"h:{line.account_no.strip()}:{digest}:{occurrence}")
+
+
 def dedupe_keys(lines: Iterable[StatementLine]) -> Iterator[tuple[StatementLine, str]]:
     """Each line with its key; occurrences count identical reference-less lines of one file."""
-    seen: dict[str, int] = {}
+    key = DedupeKeys()
     for line in lines:
-        if line.bank_ref:
-            yield line, dedupe_key(line, 1)
-            continue
-        digest = content_hash(line)
-        occurrence = seen.get(digest, 0) + 1
-        seen[digest] = occurrence
-        yield line, _bounded(f"h:{line.account_no.strip()}:{digest}:{occurrence}")
+        yield line, key(line)

@@ -4,9 +4,11 @@ soon as it passes one, never after it has been read whole."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
-from .models import StatementParseError
+from .models import StatementLine, StatementParseError
 
 LIMIT_CODES = frozenset(
     {"too_many_rows", "cell_too_long", "too_many_elements", "uncompressed_too_large"}
@@ -61,3 +63,28 @@ def too_many_blank_rows(limits: Limits) -> StatementParseError:
         f"连续空行超过上限（{limits.blank_rows} 行），不是正常的银行对账单",
         code="too_many_blank_rows",
     )
+
+
+MAX_AMOUNT = Decimal("99999999999999.99")  # NUMERIC(16,2)
+
+
+def check_line(line: StatementLine) -> None:
+    """A line's amount must fit NUMERIC(16,2) and its booking time lie in the years 1970–2999
+    (a far-off time overflows once converted to UTC)."""
+    if abs(line.amount) > MAX_AMOUNT:
+        raise StatementParseError(
+            f"金额“{line.amount}”超出系统允许的范围", line_no=line.line_no, code="bad_amount"
+        )
+    if line.booked_at is not None and not 1970 <= line.booked_at.year <= 2999:
+        raise StatementParseError(
+            f"交易时间“{line.booked_at:%Y-%m-%d %H:%M:%S}”超出允许范围（1970 年至 2999 年）",
+            line_no=line.line_no,
+            code="bad_datetime",
+        )
+
+
+def within_limits(lines: Iterable[StatementLine]) -> Iterator[StatementLine]:
+    """Lines that pass `check_line`; another line fails the file."""
+    for line in lines:
+        check_line(line)
+        yield line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -49,3 +50,7 @@ class ParsedStatement:
     format: str
     profile: str | None
     lines: Iterator[StatementLine]
+    batches: Any = None
+    """CSV only, when asked for (`open_statement(native=True)`) and possible: the data rows as
+    Arrow tables (`native.Batches`: `batches(size)` yields `(table, error)`), the same records
+    and errors as `dedupe_keys(within_limits(lines))`. Consume `lines` or `batches`, not both."""

@@ -335,6 +335,40 @@ def find_header(
     raise StatementParseError(empty_message, code="empty_file")
 
 
+class DataRows:
+    """The data-row rules, one row at a time (shared by `_data_lines` and the native CSV path,
+    so both count lines, skip rows and fail alike): empty rows skipped (bounded), totals rows
+    skipped, and after a totals row the footer's rows without any amount (制表人：…, 打印日期：…).
+    """
+
+    __slots__ = ("after_total", "blanks", "limits", "line_no")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.line_no = 0
+        self.blanks = 0
+        self.after_total = False
+
+    def number(self, converter: RowConverter, row: Sequence[Any]) -> int:
+        """The row's line number, or 0 for a row that is no transaction (empty, totals, footer).
+        Raises for too many blank rows or rows."""
+        if _is_empty(row):
+            self.blanks += 1
+            if self.blanks > self.limits.blank_rows:
+                raise too_many_blank_rows(self.limits)
+            return 0
+        self.blanks = 0
+        if is_total_row(row):
+            self.after_total = True
+            return 0
+        if self.after_total and converter.has_no_amount(row):
+            return 0
+        self.line_no += 1
+        if self.line_no > self.limits.rows:
+            raise too_many_rows(self.limits)
+        return self.line_no
+
+
 def _data_lines(
     converter: RowConverter,
     rows: Iterator[Sequence[Any]],
@@ -342,29 +376,15 @@ def _data_lines(
     convert: Callable[[Any, int], StatementLine],
     check_cells: bool,
 ) -> Iterator[StatementLine]:
-    """Data rows → lines: empty rows skipped (bounded), totals rows skipped, and after a totals
-    row the footer's rows without any amount (制表人：…, 打印日期：…)."""
-    line_no = 0
-    blanks = 0
-    after_total = False
+    """Data rows → lines, by the rules of `DataRows`."""
+    state = DataRows(limits)
+    number = state.number
     for row in rows:
-        if _is_empty(row):
-            blanks += 1
-            if blanks > limits.blank_rows:
-                raise too_many_blank_rows(limits)
-            continue
-        blanks = 0
-        if is_total_row(row):
-            after_total = True
-            continue
-        if after_total and converter.has_no_amount(row):
-            continue
-        line_no += 1
-        if line_no > limits.rows:
-            raise too_many_rows(limits)
-        if check_cells:
-            _check_cells(row, limits, line_no)
-        yield convert(row, line_no)
+        line_no = number(converter, row)
+        if line_no:
+            if check_cells:
+                _check_cells(row, limits, line_no)
+            yield convert(row, line_no)
 
 
 def open_csv(
@@ -373,8 +393,12 @@ def open_csv(
     encoding: str,
     profile_name: str | None,
     limits: Limits | None = None,
-) -> tuple[CsvProfile, Iterator[StatementLine]]:
-    """Reads the header row now (so a bad header fails at once); data rows lazily."""
+    *,
+    native_start: int | None = None,
+) -> tuple[CsvProfile, Iterator[StatementLine], Any]:
+    """Reads the header row now (so a bad header fails at once); data rows lazily. With
+    `native_start` (the stream's seekable start position) the data rows are also offered as
+    Arrow tables (`native.Batches`, else None) when the native path reads them exactly."""
     limits = limits or Limits()
     csv.field_size_limit(limits.cell_chars)
     text = text_stream(head, stream, encoding)
@@ -402,12 +426,40 @@ def open_csv(
         text.close()
         raise
     converter = RowConverter(profile, columns, account)
+    batches = None
+    if native_start is not None and not converter._irregular_fields:
+        batches = _native(head, stream, native_start, reader.line_num, encoding, converter, limits)
 
     def lines() -> Iterator[StatementLine]:
         with text:
             yield from _data_lines(converter, rows, limits, converter.convert_text, False)
 
-    return profile, lines()
+    return profile, lines(), batches
+
+
+def _native(
+    head: bytes,
+    stream: BinaryIO,
+    start: int,
+    header_lines: int,
+    encoding: str,
+    converter: RowConverter,
+    limits: Limits,
+) -> Any:
+    """The native batches when the byte scan admits the data rows; the stream is left where
+    the Python path (`lines`) expects it either way."""
+    from .native import data_offset, native_batches, scan_data
+
+    offset = data_offset(head, header_lines)
+    if offset is None:
+        return None
+    position = stream.tell()
+    try:
+        if scan_data(stream, start + offset, encoding, limits) is None:
+            return None
+    finally:
+        stream.seek(position)
+    return native_batches(stream, start + offset, encoding, converter, limits)
 
 
 def check_xlsx_parts(seekable: BinaryIO, limits: Limits) -> int:
