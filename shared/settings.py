@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # payments
     match_batch_size: int = Field(default=5_000, ge=1)
     import_batch_size: int = Field(default=5_000, ge=1)
+    # CSV statements read and COPYed by Arrow when possible (parsers/native.py); false: Python
+    import_native: bool = True
     voucher_dir: str = ".embedded/vouchers"
 
     # confirmation (checks and exports)

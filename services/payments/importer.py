@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -153,6 +154,26 @@ def _take(
     return out, None
 
 
+def _take_table(
+    tables: Iterator[tuple[Any, StatementParseError | None]],
+) -> tuple[Any, StatementParseError | None]:
+    """The next Arrow table of the native path (empty at the end), with its parse error."""
+    try:
+        return next(tables)
+    except StopIteration:
+        return (), None
+
+
+def _credit(records: Any) -> Decimal:
+    """The sum of the batch's credits (records or an Arrow table)."""
+    if isinstance(records, list):
+        return sum((r[5] for r in records if r[4] == "credit"), Decimal(0))
+    import pyarrow.compute as pc
+
+    total = pc.sum(pc.filter(records["amount"], pc.equal(records["direction"], "credit")))
+    return Decimal(0) if total.as_py() is None else Decimal(total.as_py())
+
+
 def file_sha256(stream: BinaryIO) -> str:
     """Hash a seekable stream in 1 MiB chunks and rewind it."""
     digest = hashlib.sha256()
@@ -263,13 +284,14 @@ async def import_statement(
     """Import one statement file (seekable binary stream). Raises `StatementImportFailed` (422)
     after recording the statement as failed when the file cannot be read."""
     size = batch_size or get_settings().import_batch_size
+    native = get_settings().import_native
     filename = filename[:300]
     limits = limits_from_settings()
 
     def open_file() -> tuple[str, ParsedStatement]:  # file work and headers: off the event loop
         digest = file_sha256(stream)
         return digest, open_statement(
-            stream, format=format, profile=profile, filename=filename, limits=limits
+            stream, format=format, profile=profile, filename=filename, limits=limits, native=native
         )
 
     try:
@@ -304,17 +326,23 @@ async def import_statement(
         profile=parsed.profile,
         status=STATUS_IMPORTING,
     )
-    lines = dedupe_keys(within_limits(parsed.lines))
+    take: Callable[[], tuple[Any, StatementParseError | None]]
+    if parsed.batches is not None:  # the native CSV path: Arrow tables (parsers/native.py)
+        tables = parsed.batches(size)
+        take = functools.partial(_take_table, tables)
+    else:
+        lines = dedupe_keys(within_limits(parsed.lines))
+        take = functools.partial(_take, lines, size)
     error: StatementParseError | None = None
     # the next batch is parsed (in a thread) while the current one is stored: parsing and the
     # database work overlap instead of alternating
-    parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
+    parsing = asyncio.ensure_future(asyncio.to_thread(take))
     try:
         while error is None:
             records, error = await parsing
-            if error is None and records:
-                parsing = asyncio.ensure_future(asyncio.to_thread(_take, lines, size))
-            if not records:
+            if error is None and len(records):
+                parsing = asyncio.ensure_future(asyncio.to_thread(take))
+            if not len(records):
                 break
             async with unit_of_work() as session:
                 new, ignored = await repository.store_statement_lines(
@@ -326,7 +354,7 @@ async def import_statement(
                     total=len(records),
                     new=new,
                     ignored=ignored,
-                    credit=sum((r[5] for r in records if r[4] == "credit"), Decimal(0)),
+                    credit=_credit(records),
                 )
             result.lines_total += len(records)
             result.lines_new += new

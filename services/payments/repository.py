@@ -6,6 +6,8 @@ Bulk work (statement import, matching) is set-based: one statement per batch, ar
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -287,19 +289,39 @@ _INSERT_IMPORTED = text(
 
 
 async def store_statement_lines(
-    session: AsyncSession, statement_id: int, records: Sequence[tuple[Any, ...]]
+    session: AsyncSession, statement_id: int, records: Sequence[tuple[Any, ...]] | Any
 ) -> tuple[int, int]:
     """COPY one batch into a temporary table, then insert it with one `INSERT ... SELECT ... ON
-    CONFLICT (dedupe_key) DO NOTHING`. Returns (new lines, of which ignored)."""
+    CONFLICT (dedupe_key) DO NOTHING`. `records` are tuples of `IMPORT_COLUMNS`, or an Arrow
+    table of them (the native CSV path: written as CSV by Arrow, parsed by PostgreSQL).
+    Returns (new lines, of which ignored)."""
     connection = await session.connection()
     await connection.exec_driver_sql(_CREATE_IMPORT_TABLE)
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    await driver.copy_records_to_table("import_lines", records=records, columns=IMPORT_COLUMNS)
+    if isinstance(records, Sequence):
+        await driver.copy_records_to_table("import_lines", records=records, columns=IMPORT_COLUMNS)
+    else:
+        source = await asyncio.to_thread(_csv_bytes, records)  # native, off the event loop
+        await driver.copy_to_table(
+            "import_lines", source=source, columns=IMPORT_COLUMNS, format="csv"
+        )
     row = (await session.execute(_INSERT_IMPORTED, {"statement_id": statement_id})).one()
     await connection.exec_driver_sql("DROP TABLE import_lines")
     return int(row.new), int(row.ignored)
+
+
+def _csv_bytes(table: Any) -> Any:
+    """An Arrow table of `IMPORT_COLUMNS` as CSV for COPY: nulls unquoted and empty (NULL),
+    strings quoted, timestamps in UTC with `Z`."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    assert tuple(table.column_names) == IMPORT_COLUMNS
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
+    return memoryview(sink.getvalue())
 
 
 # ----------------------------------------------------------------------------- matching

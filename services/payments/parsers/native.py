@@ -263,8 +263,7 @@ class NativeRows:
         if isinstance(booked, pa.Array):
             iso = pc.match_substring_regex(booked, _TIMESTAMP)
             spaced = pc.replace_substring(pc.if_else(iso, booked, "2000-01-01 00:00:00"), "T", " ")
-            moment = pc.strptime(spaced, _TIMESTAMP_FORMAT, "s", error_is_null=True)
-            valid = pc.fill_null(pc.equal(pc.strftime(moment, _TIMESTAMP_FORMAT), spaced), False)
+            moment, valid = _timestamps(spaced)
             checks.append(pc.or_(pc.invert(present(booked)), pc.and_(iso, valid)))
             booked_at = pc.cast(pc.subtract(moment, _SHANGHAI_OFFSET), SCHEMA.field("booked_at").type)
             booked_at = pc.if_else(present(booked), booked_at, pa.scalar(None, booked_at.type))
@@ -382,6 +381,19 @@ class NativeRows:
         line = self.converter.convert_text(row, line_no)
         check_line(line)
         return line
+
+
+def _timestamps(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """`YYYY-MM-DD HH:MM:SS` texts as naive timestamps, and whether each is a real moment (no
+    30 February, no second 60: the ones `datetime.fromisoformat` refuses)."""
+    try:  # Arrow's ISO-8601 cast is strict, and fast; it fails the whole array
+        return pc.cast(texts, pa.timestamp("s")), _const(len(texts), True)
+    except pa.ArrowInvalid:
+        pass
+    # strptime normalises 30 February to 1 March and second 60 to the next minute: round trip
+    moment = pc.strptime(texts, _TIMESTAMP_FORMAT, "s", error_is_null=True)
+    valid = pc.fill_null(pc.equal(pc.strftime(moment, _TIMESTAMP_FORMAT), texts), False)
+    return moment, valid
 
 
 def _const(n: int, value: bool) -> pa.Array:
