@@ -8,23 +8,26 @@ parse errors as `dedupe_keys(within_limits(parsed.lines))`.
 
 Refuse rather than guess. The byte scan, made before anything is read or stored, sends the whole
 file to the Python path when Arrow and Python's `csv` module could tokenise it differently: a
-quote character anywhere in the data rows, a CR not followed by LF, a NUL or \\x01 byte, a line
-longer than `Limits.cell_chars` bytes (so no cell can pass the cell limit), bytes that do not
-decode strictly, a byte-order mark where the data begin. What is left is one record per physical
-line, cells split at commas: Arrow reads each line whole (one column, \\x01 as the delimiter,
-which the scan excluded) and splits it at commas itself. A row is converted natively only when it
-is *plain* (`_plain`): every check of `RowConverter._convert_text`, `is_total_row`,
+quote other than around a whole field without quotes, commas or line breaks (`"abc"`, `="abc"`),
+a CR not followed by LF, a NUL or \\x01 byte, a line longer than `Limits.cell_chars` bytes (so
+no cell can pass the cell limit), bytes that do not decode strictly, a byte-order mark where the
+data begin. What is left is one record per physical line whose cells are the line, without its
+quotes, split at commas: Arrow reads each line whole (one column, \\x01 as the delimiter, which
+the scan excluded) and splits it itself. A row is converted natively only when it is *plain*
+(`NativeRows.convert`): every check of `RowConverter._convert_text`, `is_total_row`,
 `check_line` and `dedupe_key` that the row could fail is made in Arrow compute, and a row that
-fails any (or might) goes through the Python converter with its line number, in order.
+fails any (or might) goes through the Python path (`DataRows`, `convert_text`, `check_line`,
+`DedupeKeys`) with its original text and its line number, in order.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -92,7 +95,9 @@ _SHANGHAI_OFFSET = pa.scalar(timedelta(hours=8), pa.duration("s"))
 _UNPADDED = r"^[!-~\p{Han}](.*[!-~\p{Han}])?$"
 _CURRENCY = r"^([A-Za-z]*|\p{Han}+)$"  # str.upper() is ascii_upper on these
 _TOTAL_START = r"^[合总小累本]"  # every TOTAL_PREFIXES entry starts with one of these
-_GUARDED = "[='\"]"  # Excel text guards (and quotes, excluded anyway): the Python path decides
+_GUARDED = "[=']"  # maybe Excel text guards (`="0123"`, `'0123`): the Python path decides
+# a field `"…"` or `="…"` (no quote, comma or line break inside), from a field start to a field end
+_QUOTED_FIELD = re.compile(rb'(?:^|(?<=,))=?"[^",\r\n]*"(?=,|\r?$)', re.MULTILINE)
 _CHANNEL_KEYS = pa.array(list(CHANNELS))
 _CHANNEL_VALUES = pa.array(list(CHANNELS.values()))
 
@@ -121,18 +126,19 @@ def _codec(encoding: str) -> str:
     return "utf-8" if encoding.startswith("utf-8") else encoding
 
 
-def scan_data(stream: BinaryIO, start: int, encoding: str, limits: Limits) -> int | None:
-    """The byte scan of the data rows from `start` (see the module): their size in bytes when
-    the native path reads them exactly as Python's csv module would, else None."""
+def scan_data(stream: BinaryIO, start: int, encoding: str, limits: Limits) -> Scanned | None:
+    """The byte scan of the data rows from `start` (see the module): None unless the native
+    path reads them exactly as Python's csv module would."""
     stream.seek(start)
     decoder = codecs.getincrementaldecoder(_codec(encoding))("strict")
     carry = b""
     size = 0
     first = True
+    quoted = False
     try:
         while chunk := stream.read(_SCAN_CHUNK):
             size += len(chunk)
-            if b'"' in chunk or b"\x00" in chunk or b"\x01" in chunk:
+            if b"\x00" in chunk or b"\x01" in chunk:
                 return None
             text = decoder.decode(chunk)
             if first and text:
@@ -144,6 +150,10 @@ def scan_data(stream: BinaryIO, start: int, encoding: str, limits: Limits) -> in
             body, carry = data[:cut], data[cut:]
             if body.count(b"\r") != body.count(b"\r\n"):
                 return None
+            if b'"' in body:
+                quoted = True
+                if not _simply_quoted(body):
+                    return None
             if body and max(map(len, body.split(b"\n"))) > limits.cell_chars:
                 return None
             if len(carry) > limits.cell_chars:
@@ -153,7 +163,25 @@ def scan_data(stream: BinaryIO, start: int, encoding: str, limits: Limits) -> in
         return None
     if b"\r" in carry:
         return None
-    return size
+    if b'"' in carry:
+        quoted = True
+        if not _simply_quoted(carry):
+            return None
+    return Scanned(size, quoted)
+
+
+def _simply_quoted(lines: bytes) -> bool:
+    """Every quote of these whole lines encloses a whole field without quotes, commas or line
+    breaks (`"abc"`, or `="abc"`, the Excel text guard, which csv reads literally): then each
+    physical line is one record, and its cells are the line without quotes split at commas."""
+    return b'"' not in _QUOTED_FIELD.sub(b"", lines)
+
+
+class Scanned(NamedTuple):
+    size: int
+    """Bytes of the data rows."""
+    quoted: bool
+    """Some fields are quoted (`_simply_quoted`)."""
 
 
 def _empty_table() -> pa.Table:
@@ -193,8 +221,9 @@ def records_table(records: list[tuple[Any, ...]]) -> pa.Table:
 class NativeRows:
     """Arrow batches of whole lines → tables of `SCHEMA`, by the rules of `DataRows`."""
 
-    def __init__(self, converter: RowConverter, limits: Limits) -> None:
+    def __init__(self, converter: RowConverter, limits: Limits, quoted: bool = False) -> None:
         self.converter = converter
+        self.quoted = quoted
         self.limits = limits
         self.state = DataRows(limits)
         self.keys = DedupeKeys()
@@ -219,6 +248,8 @@ class NativeRows:
     # ------------------------------------------------------------------ native conversion
     def _cells(self, lines: pa.Array) -> list[pa.Array]:
         """Cells 0 … width-1 of each line, blanks trimmed; "" past the end of a short row."""
+        if self.quoted:  # only whole fields are quoted (`_simply_quoted`): the quotes go
+            lines = pc.replace_substring(lines, '"', "")
         padded = pc.binary_join_element_wise(lines, self._pad, "")
         parts = pc.split_pattern(padded, ",", max_splits=self._width)
         return [pc.utf8_trim(pc.list_element(parts, i), _WS) for i in range(self._width)]
@@ -420,11 +451,21 @@ def _nonzero_amount(value: pa.Array | pa.Scalar, n: int) -> pa.Array:
 
 
 def native_batches(
-    stream: BinaryIO, start: int, encoding: str, converter: RowConverter, limits: Limits
+    stream: BinaryIO,
+    start: int,
+    encoding: str,
+    converter: RowConverter,
+    limits: Limits,
+    quoted: bool = False,
+    size: int | None = None,
 ) -> Batches:
-    """`batches(size)` over the data rows at byte `start` of `stream` (already scanned)."""
+    """`batches(size)` over the data rows at byte `start` of `stream` (already scanned; `size`:
+    their bytes, when known)."""
+    data_size = size
 
     def batches(size: int) -> Iterator[tuple[pa.Table, StatementParseError | None]]:
+        if data_size == 0:  # the header was the last line (Arrow refuses an empty file)
+            return
         stream.seek(start)
         reader = pacsv.open_csv(
             stream,
@@ -449,7 +490,7 @@ def native_batches(
                 check_utf8=True,
             ),
         )
-        rows = NativeRows(converter, limits)
+        rows = NativeRows(converter, limits, quoted)
         pending: list[pa.Table] = []
         count = 0
         for batch in reader:

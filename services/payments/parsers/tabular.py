@@ -455,11 +455,14 @@ def _native(
         return None
     position = stream.tell()
     try:
-        if scan_data(stream, start + offset, encoding, limits) is None:
-            return None
+        scanned = scan_data(stream, start + offset, encoding, limits)
     finally:
         stream.seek(position)
-    return native_batches(stream, start + offset, encoding, converter, limits)
+    if scanned is None:
+        return None
+    return native_batches(
+        stream, start + offset, encoding, converter, limits, scanned.quoted, scanned.size
+    )
 
 
 def check_xlsx_parts(seekable: BinaryIO, limits: Limits) -> int:
