@@ -30,7 +30,7 @@ import functools
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +49,6 @@ from services.payments.parsers import (
     open_statement,
     within_limits,
 )
-from services.payments.parsers.limits import MAX_AMOUNT
 from shared.db import unit_of_work
 from shared.errors import DomainError
 from shared.models.payments import Statement, StatementFormat

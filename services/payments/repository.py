@@ -7,7 +7,6 @@ Bulk work (statement import, matching) is set-based: one statement per batch, ar
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime

@@ -124,7 +124,9 @@ def test_the_fixture_statement_goes_native_and_matches() -> None:
 
 
 @pytest.mark.parametrize("encoding", ["gbk", "utf-8", "utf-8-sig"])
-@pytest.mark.parametrize(("profile", "rows"), [(b[0], b[1]) for b in BANKS], ids=[b[0] for b in BANKS])
+@pytest.mark.parametrize(
+    ("profile", "rows"), [(b[0], b[1]) for b in BANKS], ids=[b[0] for b in BANKS]
+)
 def test_the_bank_exports_match_where_the_native_path_reads_them(
     profile: str, rows: list[list[str]], encoding: str
 ) -> None:
@@ -162,7 +164,7 @@ def test_plain_rows_never_touch_python(monkeypatch: pytest.MonkeyPatch) -> None:
         b'R1,2024-04-01 10:00:00,350001,"a""b",6222,x,1.00,r,online\n',  # escaped quote
         b"R1,2024-04-01 10:00:00,350001,a\rb,6222,x,1.00,r,online\n",  # lone CR
         b"R0,,1,a,,,1.00,,\n" * 5000 + b"R1,,350001,a\x00b,,,1.00,,\n",  # NUL past the head
-        b"R0,,1,a,,,1.00,,\n" * 5000 + b"R1,,350001,\xff\xfe,,,1.00,,\n",  # not UTF-8, past the head
+        b"R0,,1,a,,,1.00,,\n" * 5000 + b"R1,,350001,\xff\xfe,,,1.00,,\n",  # bad UTF-8 past the head
         b"\xef\xbb\xbfR1,2024-04-01 10:00:00,350001,a,6222,x,1.00,r,online\n",  # BOM at the data
     ],
 )
@@ -258,7 +260,9 @@ def _row(draw: Any, header: list[str]) -> list[str]:
     if kind == "empty":
         return []
     if kind == "total":
-        return [draw(st.sampled_from(["合计", " 本页合计", "小计：", "总计"]))] + [""] * 6 + ["9.00"]
+        return (
+            [draw(st.sampled_from(["合计", " 本页合计", "小计：", "总计"]))] + [""] * 6 + ["9.00"]
+        )
     if kind == "footer":
         return [draw(st.sampled_from(["制表人：张三", "打印日期：2024-05-01", "备注"]))]
     row = [draw(_cell(column)) for column in header]

@@ -119,9 +119,7 @@ def _open(
             limits,
             native_start=start if native else None,
         )
-        return ParsedStatement(
-            format="csv", profile=csv_profile.name, lines=lines, batches=batches
-        )
+        return ParsedStatement(format="csv", profile=csv_profile.name, lines=lines, batches=batches)
     if kind == "xlsx":
         from .tabular import open_xlsx
 

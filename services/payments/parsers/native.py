@@ -296,7 +296,9 @@ class NativeRows:
             spaced = pc.replace_substring(pc.if_else(iso, booked, "2000-01-01 00:00:00"), "T", " ")
             moment, valid = _timestamps(spaced)
             checks.append(pc.or_(pc.invert(present(booked)), pc.and_(iso, valid)))
-            booked_at = pc.cast(pc.subtract(moment, _SHANGHAI_OFFSET), SCHEMA.field("booked_at").type)
+            booked_at = pc.cast(
+                pc.subtract(moment, _SHANGHAI_OFFSET), SCHEMA.field("booked_at").type
+            )
             booked_at = pc.if_else(present(booked), booked_at, pa.scalar(None, booked_at.type))
             day = pc.utf8_slice_codeunits(booked, 0, 10)
         else:
