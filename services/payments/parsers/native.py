@@ -83,7 +83,7 @@ that ends the file; the rows before the error are in the tables."""
 
 _DELIMITER = "\x01"
 _SCAN_CHUNK = 1 << 20
-_BLOCK_SIZE = 1 << 20
+_BLOCK_SIZE = 1 << 18
 _WS = " \t\r\n"
 _PLAIN_AMOUNT = r"^(0|[1-9][0-9]{0,13})(\.[0-9]{1,2})?$"  # fits NUMERIC(16,2), no leading zero
 _ZERO_AMOUNT = r"^0(\.0{1,2})?$"
