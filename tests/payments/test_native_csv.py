@@ -461,3 +461,24 @@ async def test_the_api_import_of_quoted_lines_goes_native(
     first = await import_rows(payments_client, rows)
     second = await import_rows(payments_client, rows)
     assert (first["lines_new"], second["lines_duplicate"]) == (5, 5)
+
+
+def _last_error_code(data: bytes, size: int, limits: Limits) -> str | None:
+    batches = native_batches(data, size, limits)
+    assert batches is not None
+    error = batches[-1][1]
+    return None if error is None else error[1]
+
+
+@pytest.mark.parametrize("size", [1, 4, 5000])
+def test_the_row_and_blank_row_limits_fail_at_the_same_row(size: int) -> None:
+    plain = "R{},2024-04-01 10:00:00,350001,单位,6222,行,10,x,online"
+    lines = [",".join(GENERIC_HEADER)] + [plain.format(i) for i in range(20)]
+    data = ("\n".join(lines) + "\n").encode("gbk")
+    assert assert_same(data, size, Limits(rows=10))
+    assert _last_error_code(data, size, Limits(rows=10)) == "too_many_rows"
+    blanks = [*lines[:6], ",,,", "", " , ", *lines[6:]]
+    data = ("\n".join(blanks) + "\n").encode("gbk")
+    assert assert_same(data, size, Limits(blank_rows=2))
+    assert _last_error_code(data, size, Limits(blank_rows=2)) == "too_many_blank_rows"
+    assert assert_same(data, size, Limits(blank_rows=3))
