@@ -482,3 +482,10 @@ def test_the_row_and_blank_row_limits_fail_at_the_same_row(size: int) -> None:
     assert assert_same(data, size, Limits(blank_rows=2))
     assert _last_error_code(data, size, Limits(blank_rows=2)) == "too_many_blank_rows"
     assert assert_same(data, size, Limits(blank_rows=3))
+
+
+def test_a_line_longer_than_arrows_default_block_is_read() -> None:
+    remark = "长" * 150_000  # 300,000 GBK bytes, 450,000 as UTF-8
+    lines = [",".join(GENERIC_HEADER), f"R1,2024-04-01 10:00:00,350001,单位,6222,行,10,{remark},"]
+    data = ("\n".join(lines) + "\n").encode("gbk")
+    assert assert_same(data, 10, Limits(cell_chars=400_000))

@@ -473,7 +473,8 @@ def native_batches(
             stream,
             read_options=pacsv.ReadOptions(
                 column_names=["line"],
-                block_size=_BLOCK_SIZE,
+                # a line must fit in a block: up to cell_chars bytes, 1.5 times that as UTF-8
+                block_size=max(_BLOCK_SIZE, 2 * limits.cell_chars + 1024),
                 encoding="utf8" if _codec(encoding) == "utf-8" else encoding,
                 use_threads=False,
             ),
