@@ -313,11 +313,16 @@ async def store_statement_lines(
 
 def _csv_bytes(table: Any) -> Any:
     """An Arrow table of `IMPORT_COLUMNS` as CSV for COPY: nulls unquoted and empty (NULL),
-    strings quoted, timestamps in UTC with `Z`."""
+    strings quoted, timestamps in UTC (`+00`)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     assert tuple(table.column_names) == IMPORT_COLUMNS
+    # Arrow formats a zoned timestamp 25x slower than a naive one: UTC written as naive + "+00"
+    index = IMPORT_COLUMNS.index("booked_at")
+    utc = pc.cast(pc.cast(table.column(index), pa.timestamp("us")), pa.string())
+    table = table.set_column(index, "booked_at", pc.binary_join_element_wise(utc, "+00", ""))
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
     return memoryview(sink.getvalue())
