@@ -36,7 +36,7 @@ import pyarrow.csv as pacsv
 from .dedupe import MAX_KEY, DedupeKeys
 from .limits import Limits, check_line, too_many_rows
 from .models import StatementLine, StatementParseError
-from .tabular import DataRows, RowConverter
+from .tabular import TOTAL_PREFIXES, DataRows, RowConverter
 from .values import CHANNELS
 
 COLUMNS = (
@@ -83,7 +83,7 @@ that ends the file; the rows before the error are in the tables."""
 
 _DELIMITER = "\x01"
 _SCAN_CHUNK = 1 << 20
-_BLOCK_SIZE = 1 << 18
+_BLOCK_SIZE = 1 << 20
 _WS = " \t\r\n"
 _PLAIN_AMOUNT = r"^(0|[1-9][0-9]{0,13})(\.[0-9]{1,2})?$"  # fits NUMERIC(16,2), no leading zero
 _ZERO_AMOUNT = r"^0(\.0{1,2})?$"
@@ -94,8 +94,6 @@ _SHANGHAI_OFFSET = pa.scalar(timedelta(hours=8), pa.duration("s"))
 # no Unicode whitespace at either end (the dedupe key strips it: str.strip())
 _UNPADDED = r"^[!-~\p{Han}](.*[!-~\p{Han}])?$"
 _CURRENCY = r"^([A-Za-z]*|\p{Han}+)$"  # str.upper() is ascii_upper on these
-_TOTAL_START = r"^[合总小累本]"  # every TOTAL_PREFIXES entry starts with one of these
-_GUARDED = "[=']"  # maybe Excel text guards (`="0123"`, `'0123`): the Python path decides
 # a field `"…"` or `="…"` (no quote, comma or line break inside), from a field start to a field end
 _QUOTED_FIELD = re.compile(rb'(?:^|(?<=,))=?"[^",\r\n]*"(?=,|\r?$)', re.MULTILINE)
 _CHANNEL_KEYS = pa.array(list(CHANNELS))
@@ -271,8 +269,12 @@ class NativeRows:
                 return pa.nulls(n, pa.string())
             return pc.if_else(pc.equal(value, blank), pa.scalar(None, pa.string()), value)
 
-        checks: list[pa.Array] = [pc.invert(pc.match_substring_regex(lines, _GUARDED))]
-        checks += [pc.invert(pc.match_substring_regex(c, _TOTAL_START)) for c in cells[:4]]
+        # maybe an Excel text guard (`="0123"`, `'0123`) anywhere: the Python path decides
+        guarded = pc.or_(pc.match_substring(lines, "="), pc.match_substring(lines, "'"))
+        checks: list[pa.Array] = [pc.invert(guarded)]
+        for first_cells in cells[:4]:  # a totals row (合计 …) by any of its first four cells
+            for prefix in TOTAL_PREFIXES:
+                checks.append(pc.invert(pc.starts_with(first_cells, prefix)))
 
         account = cell(self._account)
         if self.default_account:
