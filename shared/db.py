@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -64,13 +62,3 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
     """A session inside one transaction: committed on success, rolled back on any exception."""
     async with get_sessionmaker()() as session, session.begin():
         yield session
-
-
-async def _request_session() -> AsyncIterator[AsyncSession]:
-    async with unit_of_work() as session:
-        yield session
-
-
-# scope="function": the transaction commits before the response is sent, so a client never
-# sees success for a write that failed to commit.
-SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

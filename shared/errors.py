@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+if TYPE_CHECKING:  # FastAPI is imported where it is used: command-line tools (the statement
+    # import, the workers) raise DomainErrors without paying for FastAPI's start-up
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def problem(
         body["errors"] = list(errors)
     if extra:
         body.update(extra)
+    from fastapi.responses import JSONResponse
+
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -156,6 +159,9 @@ _HTTP_TITLES_ZH = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
         return problem(

@@ -19,7 +19,7 @@ from shared.auth import (
     mint_token,
     require_roles,
 )
-from shared.db import SessionDep
+from shared.http_deps import SessionDep
 from shared.models import OrgUnit, UnitKind
 from shared.settings import get_settings
 from shared.web import create_service_app

@@ -32,7 +32,7 @@ from services.confirmation.schemas import (
 )
 from shared import idempotency
 from shared.auth import Principal, Role, require_roles
-from shared.db import SessionDep
+from shared.http_deps import SessionDep
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 
 FinancePrincipal = Annotated[Principal, Depends(require_roles(Role.FINANCE))]

@@ -27,8 +27,8 @@ from services.confirmation.finance_schemas import (
 )
 from shared import idempotency
 from shared.auth import Principal, Role, ensure_unit_in_scope, require_roles
-from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
+from shared.http_deps import SessionDep
 from shared.masking import mask_mobile
 from shared.models import FilingStatus, UnitKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor

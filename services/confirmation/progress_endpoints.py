@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from services.confirmation import progress
 from shared.auth import Principal, Role, require_roles
-from shared.db import SessionDep
+from shared.http_deps import SessionDep
 from shared.pagination import Cursor, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1/progress", tags=["progress"])

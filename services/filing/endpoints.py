@@ -31,8 +31,8 @@ from services.filing.schemas import (
 )
 from shared import idempotency
 from shared.auth import CurrentPrincipal, Principal, Role, ensure_unit_in_scope, require_roles
-from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
+from shared.http_deps import SessionDep
 from shared.models import Filing, UnitKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.policy import effective_policy

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.filing import org_service
 from services.filing.schemas import UnitOut
 from shared.auth import Principal, Role, ensure_unit_in_scope, require_roles
-from shared.db import SessionDep
 from shared.errors import NotFound
+from shared.http_deps import SessionDep
 from shared.models import OrgUnit, UnitKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 

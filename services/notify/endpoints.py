@@ -29,8 +29,8 @@ from services.notify.schemas import (
     TemplateOut,
 )
 from shared.auth import Principal, Role, require_roles
-from shared.db import SessionDep
 from shared.errors import Unauthorized, ValidationFailed
+from shared.http_deps import SessionDep
 from shared.models import SmsStatus
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.settings import get_settings

@@ -28,8 +28,9 @@ from services.payments.confirmation_schemas import (
 from services.payments.endpoints import OrderNo, PathId
 from services.payments.schemas import OrderOut
 from shared.auth import Principal, Role, require_roles
-from shared.db import SessionDep, unit_of_work
+from shared.db import unit_of_work
 from shared.errors import NotFound, ValidationFailed
+from shared.http_deps import SessionDep
 from shared.models import ConfirmationStatus, OrderStatus
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.text import ensure_storable

@@ -28,8 +28,8 @@ from services.payments.schemas import (
 from services.payments.uploads import UPLOAD_OPENAPI, read_statement_upload
 from shared import idempotency
 from shared.auth import Principal, Role, require_roles
-from shared.db import SessionDep
 from shared.errors import ValidationFailed
+from shared.http_deps import SessionDep
 from shared.models.payments import ReviewReason, ReviewStatus, StatementFormat
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.settings import get_settings
