@@ -49,6 +49,7 @@ from services.payments.parsers import (
     open_statement,
     within_limits,
 )
+from services.payments.parsers.models import line_record
 from shared.db import unit_of_work
 from shared.errors import DomainError
 from shared.models.payments import Statement, StatementFormat
@@ -119,25 +120,6 @@ class ImportResult:
 Record = tuple[Any, ...]
 
 
-def _record(line: StatementLine, key: str) -> Record:
-    return (
-        line.line_no,
-        key,
-        line.bank_ref,
-        line.account_no,
-        line.direction,
-        line.amount,
-        line.currency,
-        line.booked_at,
-        line.value_date,
-        line.payer_name,
-        line.payer_account,
-        line.payer_bank,
-        line.remark,
-        line.channel,
-    )
-
-
 def _take(
     lines: Iterator[tuple[StatementLine, str]], n: int
 ) -> tuple[list[Record], StatementParseError | None]:
@@ -145,7 +127,7 @@ def _take(
     out: list[Record] = []
     try:
         for line, key in lines:
-            out.append(_record(line, key))
+            out.append(line_record(line, key))
             if len(out) >= n:
                 break
     except StatementParseError as exc:

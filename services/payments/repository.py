@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.payments.parsers.models import LINE_COLUMNS
 from shared.models.orgs import OrgUnit
 from shared.models.payments import (
     BankTransaction,
@@ -206,22 +207,7 @@ async def outcome_counts(session: AsyncSession, statement_id: int) -> dict[str, 
     return {str(outcome): int(n) for outcome, n in await session.execute(stmt)}
 
 
-IMPORT_COLUMNS = (
-    "line_no",
-    "dedupe_key",
-    "bank_ref",
-    "account_no",
-    "direction",
-    "amount",
-    "currency",
-    "booked_at",
-    "value_date",
-    "payer_name",
-    "payer_account",
-    "payer_bank",
-    "remark",
-    "channel",
-)
+IMPORT_COLUMNS = LINE_COLUMNS
 
 _CREATE_IMPORT_TABLE = """
 CREATE TEMP TABLE import_lines (

@@ -54,3 +54,42 @@ class ParsedStatement:
     """CSV only, when asked for (`open_statement(native=True)`) and possible: the data rows as
     Arrow tables (`native.Batches`: `batches(size)` yields `(table, error)`), the same records
     and errors as `dedupe_keys(within_limits(lines))`. Consume `lines` or `batches`, not both."""
+
+
+LINE_COLUMNS = (
+    "line_no",
+    "dedupe_key",
+    "bank_ref",
+    "account_no",
+    "direction",
+    "amount",
+    "currency",
+    "booked_at",
+    "value_date",
+    "payer_name",
+    "payer_account",
+    "payer_bank",
+    "remark",
+    "channel",
+)
+"""A stored line's columns as the importer COPYs them (`repository.IMPORT_COLUMNS`), in order."""
+
+
+def line_record(line: StatementLine, key: str) -> tuple[Any, ...]:
+    """One line with its dedupe key as a row of `LINE_COLUMNS`."""
+    return (
+        line.line_no,
+        key,
+        line.bank_ref,
+        line.account_no,
+        line.direction,
+        line.amount,
+        line.currency,
+        line.booked_at,
+        line.value_date,
+        line.payer_name,
+        line.payer_account,
+        line.payer_bank,
+        line.remark,
+        line.channel,
+    )

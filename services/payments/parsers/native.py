@@ -35,27 +35,11 @@ import pyarrow.csv as pacsv
 
 from .dedupe import MAX_KEY, DedupeKeys
 from .limits import Limits, check_line, too_many_rows
-from .models import StatementLine, StatementParseError
+from .models import LINE_COLUMNS, StatementLine, StatementParseError, line_record
 from .tabular import TOTAL_PREFIXES, DataRows, RowConverter
 from .values import CHANNELS
 
-COLUMNS = (
-    "line_no",
-    "dedupe_key",
-    "bank_ref",
-    "account_no",
-    "direction",
-    "amount",
-    "currency",
-    "booked_at",
-    "value_date",
-    "payer_name",
-    "payer_account",
-    "payer_bank",
-    "remark",
-    "channel",
-)
-"""The importer's columns (`repository.IMPORT_COLUMNS`), in its order."""
+COLUMNS = LINE_COLUMNS
 
 AMOUNT = pa.decimal128(16, 2)
 SCHEMA = pa.schema(
@@ -184,26 +168,6 @@ class Scanned(NamedTuple):
 
 def _empty_table() -> pa.Table:
     return SCHEMA.empty_table()
-
-
-def record(line: StatementLine, key: str) -> tuple[Any, ...]:
-    """One line as a row of `COLUMNS` (as the importer's records)."""
-    return (
-        line.line_no,
-        key,
-        line.bank_ref,
-        line.account_no,
-        line.direction,
-        line.amount,
-        line.currency,
-        line.booked_at,
-        line.value_date,
-        line.payer_name,
-        line.payer_account,
-        line.payer_bank,
-        line.remark,
-        line.channel,
-    )
 
 
 def records_table(records: list[tuple[Any, ...]]) -> pa.Table:
@@ -393,7 +357,7 @@ class NativeRows:
                     break
                 line = self._python_row(lines[index].as_py())
                 if line is not None:
-                    records.append(record(line, self.keys(line)))
+                    records.append(line_record(line, self.keys(line)))
                 position = index + 1
         except StatementParseError as exc:
             error = exc
@@ -432,13 +396,13 @@ def _timestamps(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _const(n: int, value: bool) -> pa.Array:
-    return pa.array([value] * n, pa.bool_())
+    return pa.repeat(pa.scalar(value), n)
 
 
 def _as_array(value: pa.Array | pa.Scalar, n: int) -> pa.Array:
     if isinstance(value, pa.Array):
         return value
-    return pa.array([value.as_py()] * n, value.type)
+    return pa.repeat(value, n)
 
 
 def _matches(value: pa.Array | pa.Scalar, pattern: str, n: int) -> pa.Array:
