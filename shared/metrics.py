@@ -70,9 +70,9 @@ async def bank_lines() -> list[Metric]:
     ):
         by_outcome.add_metric([str(outcome)], float(count))  # type: ignore[arg-type]
     backlog = _gauge(
-        "reserved_share_match_queue_depth", "Bank lines waiting for the matcher (match_queue)"
+        "reserved_share_match_queue_depth", "Bank lines waiting for the matcher (match_work)"
     )
-    ((depth,),) = await _rows("SELECT count(*) FROM match_queue")
+    ((depth,),) = await _rows("SELECT coalesce(sum(lines), 0) FROM match_work")
     backlog.add_metric([], float(depth))  # type: ignore[arg-type]
     oldest = _gauge(
         "reserved_share_pending_line_oldest_age_seconds",

@@ -57,7 +57,7 @@ PAYMENTS_TABLES = (
     "payment_allocations",
     "payment_confirmations",
     "order_events",
-    "match_queue",
+    "match_work",
     "bank_transactions",
     "statements",
     "open_payment_codes",
@@ -386,17 +386,15 @@ async def outcome_counts(url: str) -> dict[str, int]:
 
 
 async def wait_matched(url: str) -> None:
-    """Poll until the matcher's queue is empty (a batch leaves the queue in the transaction that
-    records its outcomes). Called after the import ended."""
+    """Poll until the matcher's work list is empty (a batch removes its work in the transaction
+    that records its outcomes). Called after the import ended."""
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     try:
         while True:
             async with engine.connect() as conn:
                 # min() walks the primary key from its low end: no scan of the dead rows
-                # of the queue (a count(*) every 0.1 s would load the server it measures)
-                first = (
-                    await conn.execute(text("SELECT min(bank_transaction_id) FROM match_queue"))
-                ).scalar_one()
+                # of the work list (a count(*) every 0.1 s would load the server it measures)
+                first = (await conn.execute(text("SELECT min(id) FROM match_work"))).scalar_one()
             if first is None:
                 return
             await asyncio.sleep(0.1)
@@ -470,7 +468,7 @@ def system_run(url: str, n: int, csv_path: Path, logdir: Path) -> tuple[float, i
             scalar(url, "SELECT count(*) FROM bank_transactions WHERE outcome = 'pending'")
         )
         if pending:
-            raise SystemExit(f"{pending} lines still pending with an empty queue")
+            raise SystemExit(f"{pending} lines still pending with an empty work list")
     finally:
         workers_cpu = stop_workers(workers)
     counts = asyncio.run(outcome_counts(url))

@@ -202,7 +202,7 @@ INVARIANTS_SQL = {
     "credits": "SELECT COALESCE(sum(amount), 0) FROM bank_transactions WHERE direction = 'credit'",
     "pending": """
         SELECT (SELECT count(*) FROM bank_transactions WHERE outcome = 'pending')
-             + (SELECT count(*) FROM match_queue)""",
+             + (SELECT count(*) FROM match_work)""",
 }
 
 

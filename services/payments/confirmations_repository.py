@@ -90,29 +90,68 @@ async def lines_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[BankTr
     return list((await session.execute(stmt)).scalars())
 
 
+# The work items naming these pending lines, locked in id order (two buyers never deadlock; a
+# matcher skips locked items, never waits for them). A matcher batch holding an item is waited
+# for: once it commits, the lines it took are no longer pending, and an item it advanced or
+# deleted is re-read (READ COMMITTED re-checks the range on the new version).
+_LOCK_WORK_OF_LINES = text(
+    """
+    WITH mine AS MATERIALIZED (
+        SELECT t.id, t.statement_id FROM bank_transactions t
+         WHERE t.id = ANY(CAST(:ids AS bigint[])) AND t.outcome = 'pending'
+    )
+    SELECT w.id FROM match_work w
+     WHERE EXISTS (SELECT FROM mine
+                    WHERE mine.statement_id = w.statement_id
+                      AND mine.id BETWEEN w.first_tx_id AND w.last_tx_id)
+     ORDER BY w.id
+       FOR UPDATE OF w
+    """
+)
+
+# Then, under those locks: the lines still pending in the locked items' ranges are the caller's;
+# each item's count goes down by the lines taken, and an item with no other pending line left
+# is removed (checked on the lines themselves, never on the count).
+_TAKE_LINES_OF_WORK = text(
+    """
+    WITH mine AS MATERIALIZED (
+        SELECT t.id, w.id AS work_id
+          FROM match_work w
+          JOIN bank_transactions t
+            ON t.statement_id = w.statement_id AND t.id BETWEEN w.first_tx_id AND w.last_tx_id
+         WHERE w.id = ANY(CAST(:work_ids AS bigint[]))
+           AND t.id = ANY(CAST(:ids AS bigint[])) AND t.outcome = 'pending'
+    ), counted AS MATERIALIZED (
+        SELECT c.work_id, c.n,
+               NOT EXISTS (SELECT FROM bank_transactions t
+                            WHERE t.id BETWEEN m.first_tx_id AND m.last_tx_id
+                              AND t.statement_id = m.statement_id AND t.outcome = 'pending'
+                              AND t.id NOT IN (SELECT id FROM mine)) AS empty
+          FROM (SELECT work_id, count(*) AS n FROM mine GROUP BY work_id) c
+          JOIN match_work m ON m.id = c.work_id
+    ), gone AS (
+        DELETE FROM match_work m USING counted c WHERE m.id = c.work_id AND c.empty
+    ), fewer AS (
+        UPDATE match_work m SET lines = greatest(m.lines - c.n, 1)
+          FROM counted c
+         WHERE m.id = c.work_id AND NOT c.empty
+    )
+    SELECT id FROM mine ORDER BY id
+    """
+)
+
+
 async def claim_queued(session: AsyncSession, ids: Sequence[int]) -> list[int]:
-    """Take these lines off the matcher's queue (locked in id order: two buyers never
-    deadlock). A line a matcher batch holds is waited for: once that batch commits it is no
-    longer queued (and no longer pending)."""
+    """Take these lines off the matcher's work list (their work items locked in id order: two
+    buyers never deadlock). A line a matcher batch holds is waited for: once that batch commits
+    it is no longer pending."""
     if not ids:
         return []
-    rows = await session.execute(
-        text(
-            """
-            WITH mine AS (
-                SELECT bank_transaction_id FROM match_queue
-                 WHERE bank_transaction_id = ANY(CAST(:ids AS bigint[]))
-                 ORDER BY bank_transaction_id
-                   FOR UPDATE
-            )
-            DELETE FROM match_queue q USING mine
-             WHERE q.bank_transaction_id = mine.bank_transaction_id
-            RETURNING q.bank_transaction_id
-            """
-        ),
-        {"ids": list(ids)},
-    )
-    return sorted(int(r[0]) for r in rows)
+    work = [int(r[0]) for r in await session.execute(_LOCK_WORK_OF_LINES, {"ids": list(ids)})]
+    if not work:
+        return []
+    rows = await session.execute(_TAKE_LINES_OF_WORK, {"work_ids": work, "ids": list(ids)})
+    return [int(r[0]) for r in rows]
 
 
 async def lock_open_cases(session: AsyncSession, tx_ids: Sequence[int]) -> dict[int, ReviewCase]:

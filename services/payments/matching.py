@@ -2,11 +2,12 @@
 
 One batch = one transaction:
 
-1. claim up to `match_batch_size` pending lines off `match_queue` (`SKIP LOCKED`, ordered by
-   id), so several workers take disjoint batches and a line is processed exactly once (backed by
-   the unique `payment_allocations.bank_transaction_id` and `review_cases.bank_transaction_id`);
-   the claim sorts out the *bare* lines: a transfer from a plain account number whose remark is
-   just six letters or digits (most lines);
+1. claim up to `match_batch_size` pending lines off the work list `match_work` (one item per
+   imported batch, naming its pending lines by id range; items locked `SKIP LOCKED`, in id
+   order), so several workers take disjoint batches and a line is processed exactly once
+   (backed by the unique `payment_allocations.bank_transaction_id` and
+   `review_cases.bank_transaction_id`); the claim sorts out the *bare* lines: a transfer from a
+   plain account number whose remark is just six letters or digits (most lines);
 2. normalise the other lines' remarks and extract code candidates (Python);
 3. one statement locks every open order the batch names (`FOR NO KEY UPDATE`, in id order: no
    deadlock between workers) and decides, in SQL alone, each bare line whose code no other line
@@ -385,7 +386,7 @@ async def match_pending(
     *, max_batches: int | None = None, batch_size: int | None = None
 ) -> BatchResult:
     """Process batches, each in its own transaction, until no pending line is left to claim
-    (lines locked by another worker are theirs) or `max_batches` is reached."""
+    (work locked by another worker is theirs) or `max_batches` is reached."""
     size = batch_size or get_settings().match_batch_size
     total = BatchResult()
     done = 0
@@ -394,13 +395,13 @@ async def match_pending(
             result = await match_batch(session, size)
         total.add(result)
         done += 1
-        if result.claimed < size:
+        if not result.claimed:
             break
     return total
 
 
 async def match_claimed_lines(session: AsyncSession, ids: Sequence[int]) -> BatchResult:
-    """Decide lines the caller took off `match_queue` itself (a buyer's payment confirmation
+    """Decide lines the caller took off the work list itself (a buyer's payment confirmation
     settling the pending lines it is about to look at), by the rules of a batch: the buyer's
     confirmation never takes a line the matcher would have given to another order."""
     lines = [_prepare(r) for r in await repository.lines_by_ids(session, ids)]

@@ -247,8 +247,11 @@ _INSERT_IMPORTED = text(
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING id, outcome, dedupe_key
     ), queued AS (
-        INSERT INTO match_queue (bank_transaction_id)
-        SELECT id FROM ins WHERE outcome = 'pending'
+        -- the batch's pending lines, for the matcher: one work item naming them by id range
+        INSERT INTO match_work (statement_id, first_tx_id, last_tx_id, lines)
+        SELECT CAST(:statement_id AS bigint), min(id), max(id), count(*)
+          FROM ins WHERE outcome = 'pending'
+        HAVING count(*) > 0
     ), dups AS (
         -- every line not inserted is a copy of a stored line: remember which (the statement's
         -- credits are then all accounted for); `b` is the snapshot before `ins`
@@ -318,29 +321,57 @@ def _csv_bytes(table: Any) -> Any:
 
 OPEN = "('pending_payment', 'partially_paid')"
 
-# Claiming deletes the batch from the queue in the matcher's transaction: other workers skip the
-# locked queue rows, and the deletion commits together with the outcomes (a failed batch rolls
-# back and stays queued). The line itself is not locked: nothing else writes a pending line.
-# The claim only sorts the batch: "bare" lines (a transfer from a plain account number whose remark
-# is nothing but six letters or digits, the usual case) are decided by SQL alone
+# The matcher's work list (`match_work`) names the pending lines of each imported batch by id
+# range. Claiming locks work items one at a time (`FOR UPDATE SKIP LOCKED`, in id order: other
+# workers skip them) until they name the batch's size in lines, then one statement takes that
+# many pending lines of their ranges in id order and deletes the items it exhausted or moves an
+# item's first id past the lines it took; all of it commits with the outcomes (a failed batch
+# rolls back and its work stays listed). An item is exhausted when fewer pending lines were
+# found than asked for (none left) or its last line was taken: the count `lines` sizes batches
+# and feeds the metric, it never decides that lines are left behind. The line itself is not
+# locked: nothing else writes a pending line but a buyer's payment confirmation, which first
+# locks the line's work item (`confirmations_repository.claim_queued`).
+# The claim also sorts the batch: "bare" lines (a transfer from a plain account number whose
+# remark is nothing but six letters or digits, the usual case) are decided by SQL alone
 # (`decide_bare_lines`); the others are read into Python (`lines_by_ids`).
 # asyncpg directly (positional records, no SQLAlchemy row objects): thousands of rows a batch
+MAX_WORK_ITEMS_PER_BATCH = 256
+
+_LOCK_NEXT_WORK = """
+    SELECT id, lines FROM match_work WHERE id > $1 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+
 _CLAIM_PENDING = """
-    WITH batch AS MATERIALIZED (
-        SELECT ARRAY(SELECT bank_transaction_id FROM match_queue
-                      ORDER BY bank_transaction_id
-                      LIMIT $1
-                        FOR UPDATE SKIP LOCKED) AS ids
-    ), claimed AS (
-        DELETE FROM match_queue
-         WHERE bank_transaction_id = ANY(CAST((SELECT ids FROM batch) AS bigint[]))
+    WITH work AS MATERIALIZED (
+        SELECT m.id, m.statement_id, m.first_tx_id, m.last_tx_id, w.take
+          FROM unnest($1::bigint[], $2::bigint[]) AS w(id, take)
+          JOIN match_work m ON m.id = w.id
     ), lines AS MATERIALIZED (
-        SELECT t.id,
+        SELECT w.id AS work_id, t.id,
                coalesce(t.channel IS DISTINCT FROM 'cash'
                         AND t.payer_account ~ '^[0-9]+$'
                         AND t.remark ~ '^[A-Za-z0-9]{6}$', false) AS bare
-          FROM bank_transactions t
-         WHERE t.id = ANY(CAST((SELECT ids FROM batch) AS bigint[])) AND t.outcome = 'pending'
+          FROM work w
+          CROSS JOIN LATERAL (
+              SELECT t.id, t.channel, t.payer_account, t.remark
+                FROM bank_transactions t
+               WHERE t.id BETWEEN w.first_tx_id AND w.last_tx_id
+                 AND t.statement_id = w.statement_id
+                 AND t.outcome = 'pending'
+               ORDER BY t.id
+               LIMIT w.take
+          ) t
+    ), taken AS MATERIALIZED (
+        SELECT w.id, w.take, w.last_tx_id, count(l.id) AS n, max(l.id) AS last
+          FROM work w LEFT JOIN lines l ON l.work_id = w.id
+         GROUP BY w.id, w.take, w.last_tx_id
+    ), exhausted AS (
+        DELETE FROM match_work m USING taken k
+         WHERE m.id = k.id AND (k.n < k.take OR k.last >= k.last_tx_id)
+    ), advanced AS (
+        UPDATE match_work m SET first_tx_id = k.last + 1, lines = greatest(m.lines - k.n, 1)
+          FROM taken k
+         WHERE m.id = k.id AND k.n = k.take AND k.last < k.last_tx_id
     )
     SELECT ARRAY(SELECT id FROM lines WHERE bare ORDER BY id),
            ARRAY(SELECT id FROM lines WHERE NOT bare ORDER BY id)
@@ -367,13 +398,29 @@ async def _driver(session: AsyncSession) -> Any:
 
 
 async def claim_pending(session: AsyncSession, limit: int) -> tuple[list[int], list[int]]:
-    """Take a batch of pending lines off the matcher's queue; lines another worker holds are
-    skipped, not waited for. Returns (ids of bare lines, ids of the other lines)."""
+    """Take a batch of up to `limit` pending lines off the matcher's work list; work another
+    worker holds is skipped, not waited for. Returns (ids of bare lines, ids of the other
+    lines)."""
     driver = await _driver(session)
     # the batch statements are prepared (asyncpg); from the sixth run PostgreSQL may switch to a
     # generic plan, blind to the arrays' sizes (seconds instead of milliseconds): plan each run
     await driver.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-    bare, other = await driver.fetchrow(_CLAIM_PENDING, limit)
+    # work items one at a time (usually one: an import batch is as big as a matcher batch), so
+    # that no item is held without being worked on
+    ids: list[int] = []
+    takes: list[int] = []
+    after, need = 0, limit
+    while need > 0 and len(ids) < MAX_WORK_ITEMS_PER_BATCH:
+        row = await driver.fetchrow(_LOCK_NEXT_WORK, after)
+        if row is None:
+            break
+        after = row["id"]
+        ids.append(after)
+        takes.append(min(need, row["lines"]))
+        need -= takes[-1]
+    if not ids:
+        return [], []
+    bare, other = await driver.fetchrow(_CLAIM_PENDING, ids, takes)
     return list(bare), list(other)
 
 
@@ -592,7 +639,9 @@ _APPLY_ALLOCATIONS = text(
            paid_at = coalesce(s.paid_at, o.paid_at),
            updated_at = now()
       FROM (SELECT order_id, sum(amount) AS delta,
-                   (array_agg(to_status ORDER BY seq DESC))[1] AS status,
+                   -- allocations only raise the paid amount: paid once any of them paid it
+                   CASE WHEN bool_or(to_status = 'paid') THEN 'paid'
+                        ELSE 'partially_paid' END AS status,
                    max(paid_at) AS paid_at
               FROM a GROUP BY order_id) s
      WHERE o.id = s.order_id

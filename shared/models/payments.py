@@ -222,8 +222,8 @@ class BankTransaction(Base):
     processed_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     __table_args__ = (
-        # No index involves `outcome`, `reason` or `processed_at` (the matcher's queue is
-        # MatchQueue), and pages keep room for one more version of each line: recording the
+        # No index involves `outcome`, `reason` or `processed_at` (the matcher's work list is
+        # MatchWork), and pages keep room for one more version of each line: recording the
         # outcome is a HOT update that writes no index entry.
         # The buyer's payment confirmation looks lines up by receiving account and amount
         # (neither ever changes: recording the outcome stays a HOT update).
@@ -232,15 +232,27 @@ class BankTransaction(Base):
     )
 
 
-class MatchQueue(Base):
-    """Lines waiting for the matcher (a work list): filled by the import in the statement that
-    inserts the pending lines, emptied by the matcher in the transaction that records their
-    outcome (`DELETE ... FOR UPDATE SKIP LOCKED`, so workers take disjoint batches). No foreign
-    key: it would lock every new line at import; the matcher joins to `bank_transactions`."""
+class MatchWork(Base):
+    """The matcher's work list: one row per imported batch that stored pending lines, naming
+    them by range (the statement's lines with ids `first_tx_id`..`last_tx_id` still pending;
+    one importer writes a statement's batches one after another, so the ranges of a statement
+    never overlap). Added by the import in the statement that inserts the lines; a matcher
+    locks rows `FOR UPDATE SKIP LOCKED` (workers take disjoint work), and in the transaction
+    that records the outcomes deletes them, or moves `first_tx_id` past the lines it took.
+    `lines` counts the pending lines left (a buyer's payment confirmation that settles some of
+    them itself lowers it). One row per batch instead of one per line: no row per line to
+    insert, delete and vacuum."""
 
-    __tablename__ = "match_queue"
-    bank_transaction_id: Mapped[int] = mapped_column(
-        BigInteger, primary_key=True, autoincrement=False
+    __tablename__ = "match_work"
+    id: Mapped[intpk]
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"))
+    first_tx_id: Mapped[int] = mapped_column(BigInteger)
+    last_tx_id: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[CreatedAt]
+    __table_args__ = (
+        CheckConstraint("lines > 0", name="lines_positive"),
+        CheckConstraint("first_tx_id <= last_tx_id", name="range"),
     )
 
 

@@ -173,7 +173,7 @@ async def settle(session: AsyncSession) -> None:
 
     while True:
         await matching.match_pending()
-        await session.execute(text("SELECT bank_transaction_id FROM match_queue FOR UPDATE"))
+        await session.execute(text("SELECT id FROM match_work FOR UPDATE"))
         still = (
             await session.execute(
                 text("SELECT id FROM bank_transactions WHERE outcome = 'pending'")

@@ -358,7 +358,7 @@ async def _stored(session: AsyncSession) -> list[tuple[Any, ...]]:
 async def _forget(session: AsyncSession) -> None:
     await session.execute(
         text(
-            "TRUNCATE match_queue, statement_duplicates, review_cases, payment_allocations, "
+            "TRUNCATE match_work, statement_duplicates, review_cases, payment_allocations, "
             "bank_transactions CASCADE"
         )
     )
