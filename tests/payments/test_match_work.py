@@ -20,6 +20,16 @@ ACCOUNT = "35000188110590001"
 OTHER_ACCOUNT = "62220000000000009"  # no settlement account: stored as ignored
 
 
+async def imported(session: AsyncSession, n: int, batch_size: int = 100) -> list[int]:
+    """`n` open orders and a statement paying each (plus strangers), imported in batches of
+    `batch_size`; returns the ids of the pending lines."""
+    data = await orders_and_file(session, n)
+    await import_statement(
+        io.BytesIO(data), filename="w.csv", actor_sub="importer:test", batch_size=batch_size
+    )
+    return await pending_ids(session)
+
+
 async def orders_and_file(session: AsyncSession, n: int) -> bytes:
     buyer = await make_unit(session)
     supplier, settlement = await make_supplier(session, settlement_account=ACCOUNT)
@@ -110,11 +120,7 @@ async def test_each_imported_batch_lists_its_pending_lines_once(
 async def test_a_buyer_taking_some_lines_leaves_the_rest_listed_and_all_of_them_removes_the_item(
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
-    data = await orders_and_file(session, 6)
-    await import_statement(
-        io.BytesIO(data), filename="w.csv", actor_sub="importer:test", batch_size=100
-    )
-    pending = await pending_ids(session)
+    pending = await imported(session, 6)
     assert await work_items(session) == [(pending[0], pending[-1], 6)]
 
     taken = await crepo.claim_queued(session, [pending[1], pending[4]])
@@ -146,11 +152,7 @@ async def test_a_matcher_finds_nothing_left_of_an_item_a_buyer_emptied_ahead_of_
     session: AsyncSession, payments_client: httpx.AsyncClient
 ) -> None:
     """The count only sizes batches: an item whose lines are gone is removed when found empty."""
-    data = await orders_and_file(session, 3)
-    await import_statement(
-        io.BytesIO(data), filename="w.csv", actor_sub="importer:test", batch_size=100
-    )
-    pending = await pending_ids(session)
+    pending = await imported(session, 3)
     await session.execute(text("UPDATE match_work SET lines = 50"))  # a stale count
     await session.commit()
     result = await matching.match_pending(batch_size=2)
