@@ -54,6 +54,13 @@ KEEPS_ID = '"Ledger_keeps_id"'
 APPEND_ONLY = ("statements", "bank_transactions", "orders", "payment_confirmations")
 
 
+def _refusal_trigger(name: str, timing_and_events: str, table: str) -> str:
+    return f"""
+        CREATE TRIGGER {name} {timing_and_events} ON {table}
+            FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()
+    """
+
+
 def upgrade() -> None:
     op.create_table(
         "match_work",
@@ -88,30 +95,15 @@ def upgrade() -> None:
         op.execute(statement)
     for table in APPEND_ONLY:
         op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
-        op.execute(
-            f"""
-            CREATE TRIGGER {table}_append_only BEFORE DELETE ON {table}
-                FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()
-            """
-        )
-        op.execute(
-            f"""
-            CREATE TRIGGER {KEEPS_ID} AFTER UPDATE OF id ON {table}
-                FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()
-            """
-        )
+        op.execute(_refusal_trigger(f"{table}_append_only", "BEFORE DELETE", table))
+        op.execute(_refusal_trigger(KEEPS_ID, "AFTER UPDATE OF id", table))
 
 
 def downgrade() -> None:
     for table in APPEND_ONLY:
         op.execute(f"DROP TRIGGER {KEEPS_ID} ON {table}")
         op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
-        op.execute(
-            f"""
-            CREATE TRIGGER {table}_append_only BEFORE DELETE OR UPDATE OF id ON {table}
-                FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()
-            """
-        )
+        op.execute(_refusal_trigger(f"{table}_append_only", "BEFORE DELETE OR UPDATE OF id", table))
     op.execute("DROP TRIGGER bank_transactions_statement_update ON bank_transactions")
     op.execute("DROP FUNCTION bank_transactions_check_statement()")
     op.execute(
