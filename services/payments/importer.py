@@ -315,6 +315,9 @@ async def import_statement(
         lines = dedupe_keys(within_limits(parsed.lines))
         take = functools.partial(_take, lines, size)
     error: StatementParseError | None = None
+    # native batches are COPYed straight into the ledger until one meets a stored line (a file
+    # imported again, an overlapping statement): from then on, INSERT ... ON CONFLICT
+    direct = parsed.batches is not None
     # the next batch is parsed (in a thread) while the current one is stored: parsing and the
     # database work overlap instead of alternating
     parsing = asyncio.ensure_future(asyncio.to_thread(take))
@@ -326,9 +329,11 @@ async def import_statement(
             if not len(records):
                 break
             async with unit_of_work() as session:
-                new, ignored = await repository.store_statement_lines(
-                    session, result.statement_id, records
+                stored = await repository.store_statement_lines(
+                    session, result.statement_id, records, direct=direct
                 )
+                new, ignored = stored.new, stored.ignored
+                direct = direct and not stored.conflict
                 await repository.add_statement_counts(
                     session,
                     result.statement_id,

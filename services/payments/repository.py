@@ -276,18 +276,45 @@ _INSERT_IMPORTED = text(
 )
 
 
+@dataclass(slots=True)
+class StoredBatch:
+    """What one batch added: new lines, of which ignored; `conflict` when the direct COPY met a
+    line already stored (the batch then went through the INSERT path, and so should the rest of
+    the file)."""
+
+    new: int
+    ignored: int
+    conflict: bool = False
+
+
 async def store_statement_lines(
-    session: AsyncSession, statement_id: int, records: Sequence[tuple[Any, ...]] | Any
-) -> tuple[int, int]:
-    """COPY one batch into a temporary table, then insert it with one `INSERT ... SELECT ... ON
-    CONFLICT (dedupe_key) DO NOTHING`. `records` are tuples of `IMPORT_COLUMNS`, or an Arrow
-    table of them (the native CSV path: written as CSV by Arrow, parsed by PostgreSQL).
-    Returns (new lines, of which ignored)."""
+    session: AsyncSession,
+    statement_id: int,
+    records: Sequence[tuple[Any, ...]] | Any,
+    *,
+    direct: bool = False,
+) -> StoredBatch:
+    """Store one batch. `records` are tuples of `IMPORT_COLUMNS`, or an Arrow table of them (the
+    native CSV path).
+
+    With `direct` (an Arrow table only), the batch is COPYed straight into `bank_transactions`
+    with its classification computed by Arrow (`_direct_csv`): each line is written once, with
+    no temporary table and no `INSERT ... SELECT` (issue #14). That path only holds when every
+    line is new: a batch repeating a dedupe key goes through the INSERT path, and so does one
+    whose COPY meets a stored line (a unique violation: the COPY is rolled back to a savepoint,
+    and `conflict` tells the importer to use the INSERT path from then on).
+
+    Otherwise the batch is COPYed into a temporary table and inserted with one `INSERT ...
+    SELECT ... ON CONFLICT (dedupe_key) DO NOTHING` (`_INSERT_IMPORTED`), which also records the
+    duplicates. Both give the same rows, outcomes and work item (the differential tests)."""
     connection = await session.connection()
+    driver = await _driver(session)
+    conflict = False
+    if direct and not isinstance(records, Sequence) and len(records):
+        stored, conflict = await _copy_direct(driver, statement_id, records)
+        if stored is not None:
+            return stored
     await connection.exec_driver_sql(_CREATE_IMPORT_TABLE)
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
     if isinstance(records, Sequence):
         await driver.copy_records_to_table("import_lines", records=records, columns=IMPORT_COLUMNS)
     else:
@@ -297,19 +324,145 @@ async def store_statement_lines(
         )
     row = (await session.execute(_INSERT_IMPORTED, {"statement_id": statement_id})).one()
     await connection.exec_driver_sql("DROP TABLE import_lines")
-    return int(row.new), int(row.ignored)
+    return StoredBatch(int(row.new), int(row.ignored), conflict)
 
 
-def _csv_bytes(table: Any) -> Any:
-    """An Arrow table of `IMPORT_COLUMNS` as CSV for COPY: nulls unquoted and empty (NULL),
-    strings quoted, timestamps in UTC (`+00`)."""
+# the direct COPY's columns, and the widths `_INSERT_IMPORTED` cuts values to (`left(x, n)`)
+_DIRECT_COLUMNS = (
+    "statement_id",
+    "dedupe_key",
+    "bank_ref",
+    "account_no",
+    "direction",
+    "amount",
+    "currency",
+    "booked_at",
+    "value_date",
+    "payer_name",
+    "payer_account",
+    "payer_bank",
+    "remark",
+    "channel",
+    "outcome",
+    "reason",
+    "processed_at",
+)
+_WIDTHS = {
+    "dedupe_key": 200,
+    "bank_ref": 100,
+    "account_no": 40,
+    "currency": 3,
+    "payer_name": 200,
+    "payer_account": 60,
+    "payer_bank": 200,
+    "channel": 30,
+}
+
+# before the direct COPY: a sequence value below every id the COPY draws (the work item's range
+# starts after it), the transaction's now() (`processed_at` of ignored lines, as in
+# `_INSERT_IMPORTED`), and which of the batch's receiving accounts are settlement accounts
+_BEFORE_DIRECT = """
+    SELECT nextval(pg_get_serial_sequence('bank_transactions', 'id')) AS before,
+           now()::text AS now,
+           ARRAY(SELECT DISTINCT account_no FROM supplier_accounts
+                  WHERE is_settlement AND account_no = ANY($1::text[])) AS settlement
+"""
+
+_DIRECT_WORK = """
+    INSERT INTO match_work (statement_id, first_tx_id, last_tx_id, lines)
+    VALUES ($1, $2, currval(pg_get_serial_sequence('bank_transactions', 'id')), $3)
+"""
+
+
+async def _copy_direct(
+    driver: Any, statement_id: int, table: Any
+) -> tuple[StoredBatch | None, bool]:
+    """COPY an Arrow batch straight into `bank_transactions` (see `store_statement_lines`).
+    Returns (what was stored, False), or (None, conflict) when the batch must go through the
+    INSERT path (nothing written): a key repeated within the batch, or (conflict) a line already
+    stored."""
+    import asyncpg
+
+    accounts = await asyncio.to_thread(_direct_accounts, table)
+    if accounts is None:  # a dedupe key repeated within the batch
+        return None, False
+    before = await driver.fetchrow(_BEFORE_DIRECT, accounts)
+    source, ignored = await asyncio.to_thread(
+        _direct_csv, table, statement_id, before["settlement"], before["now"]
+    )
+    await driver.execute("SAVEPOINT import_direct")
+    try:
+        await driver.copy_to_table(
+            "bank_transactions", source=source, columns=_DIRECT_COLUMNS, format="csv"
+        )
+    except asyncpg.UniqueViolationError:
+        await driver.execute("ROLLBACK TO SAVEPOINT import_direct")
+        return None, True
+    await driver.execute("RELEASE SAVEPOINT import_direct")
+    pending = len(table) - ignored
+    if pending:
+        await driver.execute(_DIRECT_WORK, statement_id, before["before"] + 1, pending)
+    return StoredBatch(len(table), ignored), False
+
+
+def _direct_accounts(table: Any) -> list[str] | None:
+    """The batch's distinct receiving accounts, or None when a dedupe key repeats in it."""
+    import pyarrow.compute as pc
+
+    keys = pc.utf8_slice_codeunits(table["dedupe_key"], 0, _WIDTHS["dedupe_key"])
+    if pc.count_distinct(keys, mode="all").as_py() != len(table):
+        return None
+    return [a for a in pc.unique(table["account_no"]).to_pylist() if a is not None]
+
+
+def _direct_csv(table: Any, statement_id: int, settlement: Sequence[str], now: str) -> Any:
+    """The batch as CSV rows of `_DIRECT_COLUMNS`, classified exactly as `_INSERT_IMPORTED`
+    does; returns (CSV bytes, ignored lines)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(table)
+    currency = pc.fill_null(table["currency"], "CNY")
+    settled = pc.is_in(table["account_no"], value_set=pa.array(list(settlement), pa.string()))
+    # the first reason that holds, in `_INSERT_IMPORTED`'s order (a null test holds for none)
+    reason = pc.case_when(
+        pc.make_struct(
+            pc.not_equal(table["direction"], "credit"),
+            pc.less_equal(table["amount"], 0),
+            pc.not_equal(currency, "CNY"),
+            pc.invert(settled),
+        ),
+        "debit",
+        "zero_amount",
+        "not_cny",
+        "not_settlement_account",
+    )
+    pending = pc.is_null(reason)
+    ignored = n - pc.sum(pending.cast(pa.int64())).as_py()
+    null_text = pa.scalar(None, pa.string())
+    columns: dict[str, Any] = {"statement_id": pa.repeat(pa.scalar(statement_id, pa.int64()), n)}
+    for name in _DIRECT_COLUMNS[1:14]:
+        column = currency if name == "currency" else table[name]
+        if name in _WIDTHS:
+            column = pc.utf8_slice_codeunits(column, 0, _WIDTHS[name])
+        columns[name] = column
+    columns["outcome"] = pc.if_else(pending, "pending", "ignored")
+    columns["reason"] = reason
+    columns["processed_at"] = pc.if_else(pending, null_text, now)
+    batch = pa.table(columns)
+    return _csv_bytes(batch, _DIRECT_COLUMNS), ignored
+
+
+def _csv_bytes(table: Any, columns: Sequence[str] = IMPORT_COLUMNS) -> Any:
+    """An Arrow table of `columns` as CSV for COPY: nulls unquoted and empty (NULL), strings
+    quoted, timestamps in UTC (`+00`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    assert tuple(table.column_names) == IMPORT_COLUMNS
+    assert tuple(table.column_names) == tuple(columns)
     # Arrow formats a zoned timestamp 25x slower than a naive one: UTC written as naive + "+00"
-    index = IMPORT_COLUMNS.index("booked_at")
+    index = list(columns).index("booked_at")
     utc = pc.cast(pc.cast(table.column(index), pa.timestamp("us")), pa.string())
     table = table.set_column(index, "booked_at", pc.binary_join_element_wise(utc, "+00", ""))
     sink = pa.BufferOutputStream()
