@@ -201,7 +201,7 @@ async def test_a_line_already_stored_turns_the_rest_of_the_file_to_the_insert_pa
     assert (spy.tried, spy.stored) == (3, 2)
     duplicates = (
         await session.execute(
-            text("SELECT coalesce(sum(lines), 0) FROM statement_duplicates WHERE statement_id = :s"),
+            text("SELECT sum(lines) FROM statement_duplicates WHERE statement_id = :s"),
             {"s": second.statement_id},
         )
     ).scalar_one()
