@@ -609,8 +609,10 @@ _DECIDE_BARE = f"""
          ORDER BY o.id
            FOR NO KEY UPDATE OF o
     ), solo AS (
+        -- NOT IN a subquery, not `<> ALL(array)`: a hashed lookup, where the array was scanned
+        -- for every bare line (bare lines x other lines' codes: seconds for a big batch)
         SELECT f.* FROM f
-         WHERE f.code <> ALL($2::varchar[])
+         WHERE f.code NOT IN (SELECT unnest($2::varchar[]))
            AND f.code IN (SELECT code FROM f GROUP BY code HAVING count(*) = 1)
     ), go AS MATERIALIZED (
         SELECT s.tx_id, l.id AS order_id, s.amount, s.booked_at, l.status AS from_status,
@@ -759,12 +761,15 @@ _DECISION_COLUMNS = (
     "paid_at",
     "details",
 )
+# A batch's decisions: a temporary table made once per connection and emptied at each commit
+# (ON COMMIT DELETE ROWS), never created and dropped per batch: that DDL wrote catalog rows and
+# sent cache invalidations to every backend each time.
 _CREATE_DECISIONS = """
-CREATE TEMP TABLE match_decisions (
+CREATE TEMP TABLE IF NOT EXISTS match_decisions (
     seq integer, tx_id bigint, outcome text, reason text, order_id bigint,
     suggested_order_id bigint, amount numeric(16,2), from_status text, to_status text,
     paid_at timestamptz, details jsonb
-) ON COMMIT DROP
+) ON COMMIT DELETE ROWS
 """
 
 # The one allocation path (matcher, review and payment confirmations): allocation rows (unique
@@ -820,8 +825,8 @@ _APPLY_OUTCOMES = text(
 async def start_decisions(session: AsyncSession) -> None:
     """The transaction's (empty) `match_decisions` table: a batch's decisions are gathered there,
     then written by one apply."""
-    connection = await session.connection()
-    await connection.exec_driver_sql(_CREATE_DECISIONS)
+    driver = await _driver(session)
+    await driver.execute(_CREATE_DECISIONS)
 
 
 async def _load_decisions(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
@@ -842,7 +847,8 @@ async def _load_decisions(session: AsyncSession, records: Sequence[tuple[Any, ..
 
 async def _drop_decisions(session: AsyncSession) -> None:
     connection = await session.connection()
-    await connection.exec_driver_sql("DROP TABLE match_decisions")
+    # emptied for another apply in the same transaction (the commit empties it anyway)
+    await connection.exec_driver_sql("DELETE FROM match_decisions")
     await connection.exec_driver_sql("RESET enable_hashjoin")
     await connection.exec_driver_sql("RESET enable_mergejoin")
 
