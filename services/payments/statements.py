@@ -25,6 +25,7 @@ from services.payments.importer import (
     StatementImportFailed,
     StatementImportInterrupted,
     import_statement,
+    warm_matching_sender,
 )
 from services.payments.parsers import FORMATS
 from shared.db import dispose_engine
@@ -38,6 +39,8 @@ async def _run(
     stream: BinaryIO, filename: str, fmt: str | None, profile: str | None, enqueue: bool
 ) -> int:
     trigger = MatchingTrigger() if enqueue else None
+    if enqueue:
+        warm_matching_sender()
     try:
         result = await import_statement(
             stream,
