@@ -328,25 +328,7 @@ async def store_statement_lines(
 
 
 # the direct COPY's columns, and the widths `_INSERT_IMPORTED` cuts values to (`left(x, n)`)
-_DIRECT_COLUMNS = (
-    "statement_id",
-    "dedupe_key",
-    "bank_ref",
-    "account_no",
-    "direction",
-    "amount",
-    "currency",
-    "booked_at",
-    "value_date",
-    "payer_name",
-    "payer_account",
-    "payer_bank",
-    "remark",
-    "channel",
-    "outcome",
-    "reason",
-    "processed_at",
-)
+_DIRECT_COLUMNS = ("statement_id", *LINE_COLUMNS[1:], "outcome", "reason", "processed_at")
 _WIDTHS = {
     "dedupe_key": 200,
     "bank_ref": 100,
@@ -441,7 +423,7 @@ def _direct_csv(table: Any, statement_id: int, settlement: Sequence[str], now: s
     ignored = n - pc.sum(pending.cast(pa.int64())).as_py()
     null_text = pa.scalar(None, pa.string())
     columns: dict[str, Any] = {"statement_id": pa.repeat(pa.scalar(statement_id, pa.int64()), n)}
-    for name in _DIRECT_COLUMNS[1:14]:
+    for name in LINE_COLUMNS[1:]:  # the parsed values, as `_INSERT_IMPORTED` stores them
         column = currency if name == "currency" else table[name]
         if name in _WIDTHS:
             column = pc.utf8_slice_codeunits(column, 0, _WIDTHS[name])
@@ -845,7 +827,7 @@ async def _load_decisions(session: AsyncSession, records: Sequence[tuple[Any, ..
     await connection.exec_driver_sql("SET LOCAL enable_mergejoin = off")
 
 
-async def _drop_decisions(session: AsyncSession) -> None:
+async def _clear_decisions(session: AsyncSession) -> None:
     connection = await session.connection()
     # emptied for another apply in the same transaction (the commit empties it anyway)
     await connection.exec_driver_sql("DELETE FROM match_decisions")
@@ -892,7 +874,7 @@ async def apply_allocations(
         "confirmation_id": confirmation_id,
     }
     await session.execute(_APPLY_ALLOCATIONS, params)
-    await _drop_decisions(session)
+    await _clear_decisions(session)
 
 
 async def apply_match_decisions(
@@ -937,7 +919,7 @@ async def apply_match_decisions(
     if allocations or first_seq:
         params = {"source": source, "actor": actor_sub, "reason": None, "confirmation_id": None}
         await session.execute(_APPLY_ALLOCATIONS, params)
-    await _drop_decisions(session)
+    await _clear_decisions(session)
 
 
 _SET_OUTCOMES = text(

@@ -129,6 +129,14 @@ async def _forget(session: AsyncSession) -> None:
     await session.commit()
 
 
+def _credits(prefix: str, n: int) -> list[dict[str, str]]:
+    """`n` rows for `bank_csv`: credits to the settlement account, refs `{prefix}0`..."""
+    return [
+        {"ref": f"{prefix}{i}", "account": ACCOUNT, "amount": "10", "remark": "k7m2qp"}
+        for i in range(n)
+    ]
+
+
 class Spy:
     """Counts the direct COPYs tried and the batches they stored."""
 
@@ -184,9 +192,7 @@ async def test_a_line_already_stored_turns_the_rest_of_the_file_to_the_insert_pa
 ) -> None:
     await make_supplier(session, settlement_account=ACCOUNT)
     await session.commit()
-    rows = [
-        {"ref": f"D{i}", "account": ACCOUNT, "amount": "10", "remark": "k7m2qp"} for i in range(15)
-    ]
+    rows = _credits("D", 15)
     spy = Spy(monkeypatch)
     first = await import_statement(
         io.BytesIO(bank_csv(rows[:10])), filename="a.csv", actor_sub="importer:test", batch_size=5
@@ -215,9 +221,7 @@ async def test_a_key_repeated_within_a_batch_sends_that_batch_only_to_the_insert
 ) -> None:
     await make_supplier(session, settlement_account=ACCOUNT)
     await session.commit()
-    rows = [
-        {"ref": f"E{i}", "account": ACCOUNT, "amount": "10", "remark": "k7m2qp"} for i in range(10)
-    ]
+    rows = _credits("E", 10)
     rows[3] = rows[1]  # the same line twice in the first batch
     spy = Spy(monkeypatch)
     result = await import_statement(
