@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository
-from services.payments.importer import import_statement
+from services.payments.importer import ImportResult, import_statement
 from services.payments.parsers.native import SCHEMA
 from shared.models.payments import Statement, StatementFormat
 from tests.factories import make_supplier
@@ -137,6 +137,13 @@ def _credits(prefix: str, n: int) -> list[dict[str, str]]:
     ]
 
 
+async def _import(rows: list[dict[str, str]]) -> ImportResult:
+    """Import `rows` as a native CSV file, in batches of 5 lines."""
+    return await import_statement(
+        io.BytesIO(bank_csv(rows)), filename="lines.csv", actor_sub="importer:test", batch_size=5
+    )
+
+
 class Spy:
     """Counts the direct COPYs tried and the batches they stored."""
 
@@ -194,15 +201,11 @@ async def test_a_line_already_stored_turns_the_rest_of_the_file_to_the_insert_pa
     await session.commit()
     rows = _credits("D", 15)
     spy = Spy(monkeypatch)
-    first = await import_statement(
-        io.BytesIO(bank_csv(rows[:10])), filename="a.csv", actor_sub="importer:test", batch_size=5
-    )
+    first = await _import(rows[:10])
     assert (first.lines_new, spy.tried, spy.stored) == (10, 2, 2)
     # the bank's next file repeats five lines: the first batch meets them (rolled back to the
     # savepoint, stored by INSERT ... ON CONFLICT), the next batch is not tried directly
-    second = await import_statement(
-        io.BytesIO(bank_csv(rows[5:])), filename="b.csv", actor_sub="importer:test", batch_size=5
-    )
+    second = await _import(rows[5:])
     assert (second.lines_new, second.lines_duplicate) == (5, 5)
     assert (spy.tried, spy.stored) == (3, 2)
     duplicates = (
@@ -224,9 +227,7 @@ async def test_a_key_repeated_within_a_batch_sends_that_batch_only_to_the_insert
     rows = _credits("E", 10)
     rows[3] = rows[1]  # the same line twice in the first batch
     spy = Spy(monkeypatch)
-    result = await import_statement(
-        io.BytesIO(bank_csv(rows)), filename="c.csv", actor_sub="importer:test", batch_size=5
-    )
+    result = await _import(rows)
     assert (result.lines_new, result.lines_duplicate) == (9, 1)
     assert (spy.tried, spy.stored) == (2, 1)
     assert await _work(session) == (2, 9, 9)
