@@ -29,7 +29,7 @@ from services.payments.parsers import (
     open_statement,
     within_limits,
 )
-from services.payments.parsers.native import COLUMNS, SCHEMA, NativeRows
+from services.payments.parsers.native import COLUMNS, SCHEMA, NativeRows, has_long_line
 from shared.settings import get_settings
 from tests.factories import make_supplier
 from tests.payments.test_bank_exports import BANKS, as_csv
@@ -178,6 +178,21 @@ def test_a_line_past_the_cell_limit_is_refused() -> None:
     data = (",".join(GENERIC_HEADER) + "\nR1,,350001," + "x" * 100 + ",,,1.00,,\n").encode()
     assert not assert_same(data, limits=Limits(cell_chars=100))
     assert assert_same(data, limits=Limits(cell_chars=200))
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=40),
+    lengths=st.lists(st.integers(min_value=0, max_value=120), max_size=12),
+)
+def test_the_scan_finds_a_line_past_the_limit_wherever_it_is(
+    limit: int, lengths: list[int]
+) -> None:
+    """The scan's hop from line start to the last LF in reach finds exactly the lines that
+    splitting the chunk finds: at the limit, one past it, first, last, between short ones."""
+    chunk = b"".join(b"x" * n + b"\n" for n in lengths)
+    longest = max(map(len, chunk.split(b"\n"))) if chunk else 0
+    assert has_long_line(chunk, limit) == (longest > limit)
+    assert has_long_line(chunk, limit) == any(n > limit for n in lengths)
 
 
 # ------------------------------------------------------------------ generated hostile files

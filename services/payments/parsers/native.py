@@ -130,13 +130,13 @@ def scan_data(stream: BinaryIO, start: int, encoding: str, limits: Limits) -> Sc
             data = carry + chunk
             cut = data.rfind(b"\n") + 1
             body, carry = data[:cut], data[cut:]
-            if body.count(b"\r") != body.count(b"\r\n"):
+            if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
                 return None
             if b'"' in body:
                 quoted = True
                 if not _simply_quoted(body):
                     return None
-            if body and max(map(len, body.split(b"\n"))) > limits.cell_chars:
+            if has_long_line(body, limits.cell_chars):
                 return None
             if len(carry) > limits.cell_chars:
                 return None
@@ -150,6 +150,21 @@ def scan_data(stream: BinaryIO, start: int, encoding: str, limits: Limits) -> Sc
         if not _simply_quoted(carry):
             return None
     return Scanned(size, quoted)
+
+
+def has_long_line(lines: bytes, limit: int) -> bool:
+    """Whether one of these whole lines (each ending with LF) is longer than `limit` bytes, LF
+    excluded. From each line start, the last LF within the next `limit` + 1 bytes ends a line
+    and every line before it; none there means a longer line. One `rfind` per ~`limit` bytes:
+    splitting the chunk into a million lines to measure them cost a quarter of a second per
+    1,000,000-line file, while nothing is stored yet."""
+    pos, end = 0, len(lines)
+    while end - pos > limit:
+        newline = lines.rfind(b"\n", pos, pos + limit + 1)
+        if newline < 0:
+            return True
+        pos = newline + 1
+    return False
 
 
 def _simply_quoted(lines: bytes) -> bool:
