@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import String, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments.parsers.models import LINE_COLUMNS
@@ -327,17 +327,13 @@ async def store_statement_lines(
     return StoredBatch(int(row.new), int(row.ignored), conflict)
 
 
-# the direct COPY's columns, and the widths `_INSERT_IMPORTED` cuts values to (`left(x, n)`)
+# the direct COPY's columns, and the widths values are cut to: the ledger columns' own lengths
+# (what `_INSERT_IMPORTED` cuts with `left(x, n)`)
 _DIRECT_COLUMNS = ("statement_id", *LINE_COLUMNS[1:], "outcome", "reason", "processed_at")
 _WIDTHS = {
-    "dedupe_key": 200,
-    "bank_ref": 100,
-    "account_no": 40,
-    "currency": 3,
-    "payer_name": 200,
-    "payer_account": 60,
-    "payer_bank": 200,
-    "channel": 30,
+    column.name: column.type.length
+    for column in BankTransaction.__table__.columns
+    if column.name in LINE_COLUMNS and isinstance(column.type, String) and column.type.length
 }
 
 # before the direct COPY: a sequence value below every id the COPY draws (the work item's range
