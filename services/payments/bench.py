@@ -3,7 +3,8 @@
 
 It runs in a database of its own, `bench`, on the PostgreSQL server of DATABASE_URL (with
 `make bench-match` that is the embedded server), which it **drops and creates anew at every
-run** (then migrates it to head). It refuses to run when ENVIRONMENT=production.
+run** (then migrates it to head), and in a copy of it, `bench_floor`, which it drops at the end.
+It refuses to run when ENVIRONMENT=production.
 
 Steps:
 
