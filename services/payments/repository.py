@@ -217,19 +217,31 @@ CREATE TEMP TABLE import_lines (
 ) ON COMMIT DROP
 """
 
+# the widths a line's values are cut to, by both import paths (`left(x, n)` in `_INSERT_IMPORTED`,
+# Arrow in `_direct_csv`): the ledger columns' own lengths
+_WIDTHS = {
+    column.name: column.type.length
+    for column in BankTransaction.__table__.columns
+    if column.name in LINE_COLUMNS and isinstance(column.type, String) and column.type.length
+}
+
 # Classification at insert: a debit, a zero amount, another currency, or a credit to an account
 # that is no known settlement account is stored as `ignored` (never matched); else `pending`.
 _INSERT_IMPORTED = text(
-    """
+    f"""
     WITH ins AS (
         INSERT INTO bank_transactions (
             statement_id, dedupe_key, bank_ref, account_no, direction, amount, currency,
             booked_at, value_date, payer_name, payer_account, payer_bank, remark, channel,
             outcome, reason, processed_at)
-        SELECT CAST(:statement_id AS bigint), left(l.dedupe_key, 200), left(l.bank_ref, 100),
-               left(l.account_no, 40), l.direction, l.amount, left(coalesce(l.currency, 'CNY'), 3),
-               l.booked_at, l.value_date, left(l.payer_name, 200), left(l.payer_account, 60),
-               left(l.payer_bank, 200), l.remark, left(l.channel, 30),
+        SELECT CAST(:statement_id AS bigint),
+               left(l.dedupe_key, {_WIDTHS["dedupe_key"]}), left(l.bank_ref, {_WIDTHS["bank_ref"]}),
+               left(l.account_no, {_WIDTHS["account_no"]}), l.direction, l.amount,
+               left(coalesce(l.currency, 'CNY'), {_WIDTHS["currency"]}),
+               l.booked_at, l.value_date, left(l.payer_name, {_WIDTHS["payer_name"]}),
+               left(l.payer_account, {_WIDTHS["payer_account"]}),
+               left(l.payer_bank, {_WIDTHS["payer_bank"]}), l.remark,
+               left(l.channel, {_WIDTHS["channel"]}),
                c.outcome, c.reason, CASE WHEN c.outcome = 'ignored' THEN now() END
           FROM import_lines l
           LEFT JOIN supplier_accounts sa ON sa.account_no = l.account_no AND sa.is_settlement
@@ -327,14 +339,8 @@ async def store_statement_lines(
     return StoredBatch(int(row.new), int(row.ignored), conflict)
 
 
-# the direct COPY's columns, and the widths values are cut to: the ledger columns' own lengths
-# (what `_INSERT_IMPORTED` cuts with `left(x, n)`)
+# the direct COPY's columns
 _DIRECT_COLUMNS = ("statement_id", *LINE_COLUMNS[1:], "outcome", "reason", "processed_at")
-_WIDTHS = {
-    column.name: column.type.length
-    for column in BankTransaction.__table__.columns
-    if column.name in LINE_COLUMNS and isinstance(column.type, String) and column.type.length
-}
 
 # before the direct COPY: a sequence value below every id the COPY draws (the work item's range
 # starts after it), the transaction's now() (`processed_at` of ignored lines, as in
