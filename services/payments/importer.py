@@ -16,8 +16,10 @@ file past a limit: `Limits`, from the `IMPORT_MAX_*` settings). The bank's corre
 be imported again: its lines that were already stored are counted as duplicates thanks to the
 dedupe keys, the rest are added.
 
-A database failure midway marks the statement `failed` on a fresh connection (retried while the
-database comes back) and raises `StatementImportInterrupted` (503); `fail_stale_imports` is the
+A batch that loses a deadlock or a serialization failure (another import of overlapping lines)
+is run again (`BATCH_ATTEMPTS`). Any other database failure midway marks the statement `failed`
+on a fresh connection (retried while the database comes back) and raises
+`StatementImportInterrupted` (503); `fail_stale_imports` is the
 sweep for importers that died outright. Hashing, opening and parsing run in threads; enqueueing
 the matcher runs in a background thread (`enqueue_matching_nowait`), never in the request.
 """
@@ -252,6 +254,64 @@ async def fail_stale_imports(lease_seconds: float | None = None) -> list[int]:
     return ids
 
 
+# A batch's transaction can lose a deadlock against another import of overlapping lines (each
+# waits for a dedupe key the other has inserted but not committed; PostgreSQL aborts one of
+# them) or a serialization failure: nothing of the batch was kept, so it is run again, with the
+# same lines, rather than failing the whole import with a 503.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+BATCH_ATTEMPTS = 3
+
+
+def transient_database_error(exc: BaseException) -> bool:
+    """True for a deadlock or serialization failure, raised by asyncpg itself (the direct COPY)
+    or wrapped by SQLAlchemy."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        candidate = todo.pop()
+        if candidate is None or id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code in TRANSIENT_SQLSTATES:
+            return True
+        orig = getattr(candidate, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None, candidate.__cause__]
+    return False
+
+
+async def _store_batch(statement_id: int, records: Any, *, direct: bool) -> repository.StoredBatch:
+    """Store one batch and add it to the statement's counts, in one transaction; run again
+    (up to `BATCH_ATTEMPTS` times) after a deadlock or serialization failure."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            async with unit_of_work() as session:
+                stored = await repository.store_statement_lines(
+                    session, statement_id, records, direct=direct
+                )
+                await repository.add_statement_counts(
+                    session,
+                    statement_id,
+                    total=len(records),
+                    new=stored.new,
+                    ignored=stored.ignored,
+                    credit=_credit(records),
+                )
+            return stored
+        except Exception as exc:
+            if attempt == BATCH_ATTEMPTS or not transient_database_error(exc):
+                raise
+            log.warning(
+                "statement %s: batch rolled back (%s), attempt %s of %s",
+                statement_id,
+                type(exc).__name__,
+                attempt + 1,
+                BATCH_ATTEMPTS,
+            )
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
 async def import_statement(
     stream: BinaryIO,
     *,
@@ -328,20 +388,9 @@ async def import_statement(
                 parsing = asyncio.ensure_future(asyncio.to_thread(take))
             if not len(records):
                 break
-            async with unit_of_work() as session:
-                stored = await repository.store_statement_lines(
-                    session, result.statement_id, records, direct=direct
-                )
-                new, ignored = stored.new, stored.ignored
-                direct = direct and not stored.conflict
-                await repository.add_statement_counts(
-                    session,
-                    result.statement_id,
-                    total=len(records),
-                    new=new,
-                    ignored=ignored,
-                    credit=_credit(records),
-                )
+            stored = await _store_batch(result.statement_id, records, direct=direct)
+            new, ignored = stored.new, stored.ignored
+            direct = direct and not stored.conflict
             result.lines_total += len(records)
             result.lines_new += new
             result.lines_duplicate += len(records) - new

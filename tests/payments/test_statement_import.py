@@ -271,3 +271,86 @@ async def test_text_with_backslashes_tabs_and_line_breaks_is_stored_exactly(
         ("R2", None, "采购单位", "5.00"),
     ]
     assert rows[0].booked_at.isoformat() == "2024-04-01T15:59:58+00:00"
+
+
+async def _wait_for_a_lock_wait(session: AsyncSession) -> None:
+    for _ in range(400):
+        waiting = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+        ).scalar_one()
+        await session.commit()
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the import never waited for the other transaction's line")
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["direct-copy", "insert"])
+async def test_a_batch_that_loses_a_deadlock_to_another_import_is_run_again(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """Two imports of the same lines in different orders, at once: each waits for a dedupe key
+    the other has inserted and not committed, and PostgreSQL aborts one of the two batches. That
+    batch is run again instead of failing the import (503): the import completes, the other's
+    lines count as duplicates, and no line is stored twice. Both import paths: the direct COPY
+    (the error comes from asyncpg) and the INSERT (wrapped by SQLAlchemy)."""
+    from services.payments import repository
+    from services.payments.parsers import dedupe_keys, open_statement
+    from services.payments.parsers.models import line_record
+    from shared.db import get_sessionmaker
+    from shared.models.payments import Statement, StatementFormat
+
+    monkeypatch.setattr(get_settings(), "import_native", native)
+    await settlement_account(session)
+    rows = [{"ref": f"D{i}", "account": ACCOUNT, "amount": "10", "remark": "x"} for i in range(4)]
+    data = bank_csv(rows)
+    parsed = open_statement(io.BytesIO(data), filename="d.csv")
+    records = [line_record(line, key) for line, key in dedupe_keys(parsed.lines)]
+    async with get_sessionmaker()() as other:
+        # the other import: the file's second line first, in a transaction left open
+        statement = await repository.add_statement(
+            other,
+            Statement(
+                filename="other.csv",
+                format=StatementFormat.CSV,
+                profile="generic_cn",
+                sha256="0" * 64,
+                status="importing",
+                imported_by="importer:test",
+            ),
+        )
+        await repository.store_statement_lines(other, statement.id, [records[1]])
+        importing = asyncio.create_task(
+            import_statement(io.BytesIO(data), filename="d.csv", actor_sub="importer:test")
+        )
+        await _wait_for_a_lock_wait(session)  # the import has stored line 1, waits for line 2
+        # its deadlock check then comes first, by this much: the import is the one aborted
+        await asyncio.sleep(0.5)
+        # then the file's first line, which the import holds: a deadlock
+        await repository.store_statement_lines(other, statement.id, [records[0]])
+        await other.commit()
+    result = await importing
+    assert (result.status, result.lines_total, result.lines_new, result.lines_duplicate) == (
+        "imported",
+        4,
+        2,
+        2,
+    )
+    stored = (
+        await session.execute(
+            text(
+                "SELECT s.status, s.lines_total, s.lines_new, s.lines_duplicate, "
+                "(SELECT count(*) FROM bank_transactions t WHERE t.statement_id = s.id) "
+                "FROM statements s WHERE s.id = :id"
+            ),
+            {"id": result.statement_id},
+        )
+    ).one()
+    await session.commit()
+    assert tuple(stored) == ("imported", 4, 2, 2, 2)
+    assert await count_lines(session) == 4
