@@ -649,6 +649,9 @@ async def ledger_floor(url: str, csv_path: Path) -> tuple[float, float, int]:
             cpu0 = backend_cpu(pid)
             t0 = time.perf_counter()
             async with conn.begin():
+                # SQLAlchemy sends BEGIN with its first statement: one first, so that the COPY
+                # sent to asyncpg directly is inside the transaction too
+                await conn.execute(text("SELECT 1"))
                 d = await driver(conn)
                 await d.copy_to_table(
                     "bench_lines", source=str(csv_path), format="csv", header=True, encoding="GBK"
