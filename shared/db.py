@@ -22,6 +22,24 @@ _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, whether asyncpg raised it itself (a query sent to the
+    driver directly) or SQLAlchemy wrapped it (`exc.orig`, or the driver error that one was raised
+    from); None for anything else."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        candidate = todo.pop()
+        if not isinstance(candidate, BaseException) or id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code:
+            return str(code)
+        todo += [candidate.__cause__, getattr(candidate, "orig", None)]
+    return None
+
+
 def get_engine() -> AsyncEngine:
     global _engine, _sessionmaker
     if _engine is None:

@@ -9,7 +9,8 @@ from sqlalchemy import RowMapping, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.filing.repository import LOCK_NOT_AVAILABLE, _sqlstate
+from services.filing.repository import LOCK_NOT_AVAILABLE
+from shared.db import sqlstate
 from shared.errors import Conflict
 from shared.models import (
     AuditLog,
@@ -213,7 +214,7 @@ async def lock_summary(
     try:
         return (await session.execute(stmt)).scalar_one()
     except DBAPIError as exc:
-        if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+        if sqlstate(exc) == LOCK_NOT_AVAILABLE:
             raise Conflict(
                 "该汇总正被另一请求处理，请刷新页面后重试", code="concurrent_update"
             ) from exc

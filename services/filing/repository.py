@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from shared.db import sqlstate
 from shared.errors import Conflict
 from shared.models import (
     Filing,
@@ -30,17 +31,6 @@ LOCK_NOT_AVAILABLE = "55P03"
 UNIQUE_VIOLATION = "23505"
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    for candidate in (orig, getattr(orig, "__cause__", None)):
-        if candidate is None:
-            continue
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if code:
-            return str(code)
-    return None
-
-
 def concurrent_update() -> Conflict:
     return Conflict("该填报正被另一请求修改或提交，请刷新页面后重试", code="concurrent_update")
 
@@ -52,7 +42,7 @@ async def flush(session: AsyncSession) -> None:
     except StaleDataError as exc:
         raise concurrent_update() from exc
     except IntegrityError as exc:
-        if _sqlstate(exc) == UNIQUE_VIOLATION:
+        if sqlstate(exc) == UNIQUE_VIOLATION:
             raise concurrent_update() from exc
         raise
 
@@ -237,7 +227,7 @@ async def lock_filing(session: AsyncSession, filing_id: int) -> Filing:
     try:
         return (await session.execute(stmt)).scalar_one()
     except DBAPIError as exc:
-        if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+        if sqlstate(exc) == LOCK_NOT_AVAILABLE:
             raise concurrent_update() from exc
         raise
 

@@ -52,7 +52,7 @@ from services.payments.parsers import (
     within_limits,
 )
 from services.payments.parsers.models import line_record
-from shared.db import unit_of_work
+from shared.db import sqlstate, unit_of_work
 from shared.errors import DomainError
 from shared.models.payments import Statement, StatementFormat
 from shared.settings import get_settings
@@ -263,21 +263,9 @@ BATCH_ATTEMPTS = 3
 
 
 def transient_database_error(exc: BaseException) -> bool:
-    """True for a deadlock or serialization failure, raised by asyncpg itself (the direct COPY)
-    or wrapped by SQLAlchemy."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        candidate = todo.pop()
-        if candidate is None or id(candidate) in seen:
-            continue
-        seen.add(id(candidate))
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if code in TRANSIENT_SQLSTATES:
-            return True
-        orig = getattr(candidate, "orig", None)
-        todo += [orig if isinstance(orig, BaseException) else None, candidate.__cause__]
-    return False
+    """True for a deadlock or serialization failure (raised by asyncpg itself in the direct COPY,
+    or wrapped by SQLAlchemy)."""
+    return sqlstate(exc) in TRANSIENT_SQLSTATES
 
 
 async def _store_batch(statement_id: int, records: Any, *, direct: bool) -> repository.StoredBatch:
