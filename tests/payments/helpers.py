@@ -182,3 +182,23 @@ async def settle(session: AsyncSession) -> None:
         await session.commit()
         if not still:
             return
+
+
+async def importing_statement(session: AsyncSession, filename: str = "direct.csv") -> int:
+    """A `generic_cn` CSV statement being imported (in the session's transaction, not committed):
+    what an import in progress has written before its first batch; returns its id."""
+    from services.payments import repository
+    from shared.models.payments import Statement, StatementFormat
+
+    statement = await repository.add_statement(
+        session,
+        Statement(
+            filename=filename,
+            format=StatementFormat.CSV,
+            profile="generic_cn",
+            sha256="0" * 64,
+            status="importing",
+            imported_by="importer:test",
+        ),
+    )
+    return statement.id

@@ -19,9 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.payments import repository
 from services.payments.importer import ImportResult, import_statement
 from services.payments.parsers.native import SCHEMA
-from shared.models.payments import Statement, StatementFormat
 from tests.factories import make_supplier
-from tests.payments.helpers import bank_csv
+from tests.payments.helpers import bank_csv, importing_statement
 
 ACCOUNT = "35000188110599071"
 OTHER = "62220000000071"  # the supplier's, but not its settlement account
@@ -71,21 +70,6 @@ CASES = [
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
-
-
-async def _new_statement(session: AsyncSession) -> int:
-    statement = await repository.add_statement(
-        session,
-        Statement(
-            filename="direct.csv",
-            format=StatementFormat.CSV,
-            profile="generic_cn",
-            sha256="0" * 64,
-            status="importing",
-            imported_by="importer:test",
-        ),
-    )
-    return statement.id
 
 
 async def _lines(session: AsyncSession) -> list[tuple[Any, ...]]:
@@ -169,7 +153,7 @@ async def test_the_direct_copy_stores_what_the_insert_path_stores(
     spy = Spy(monkeypatch)
     seen = {}
     for direct in (True, False):
-        statement_id = await _new_statement(session)
+        statement_id = await importing_statement(session)
         stored = await repository.store_statement_lines(
             session, statement_id, _table(CASES), direct=direct
         )

@@ -20,7 +20,14 @@ from shared.auth import Role
 from shared.settings import get_settings
 from tests.conftest import auth
 from tests.factories import make_supplier
-from tests.payments.helpers import FIXTURES, bank_csv, import_rows, outcome_of, upload
+from tests.payments.helpers import (
+    FIXTURES,
+    bank_csv,
+    import_rows,
+    importing_statement,
+    outcome_of,
+    upload,
+)
 
 ACCOUNT = "35000188110599001"
 
@@ -303,7 +310,6 @@ async def test_a_batch_that_loses_a_deadlock_to_another_import_is_run_again(
     from services.payments.parsers import dedupe_keys, open_statement
     from services.payments.parsers.models import line_record
     from shared.db import get_sessionmaker
-    from shared.models.payments import Statement, StatementFormat
 
     monkeypatch.setattr(get_settings(), "import_native", native)
     await settlement_account(session)
@@ -313,18 +319,8 @@ async def test_a_batch_that_loses_a_deadlock_to_another_import_is_run_again(
     records = [line_record(line, key) for line, key in dedupe_keys(parsed.lines)]
     async with get_sessionmaker()() as other:
         # the other import: the file's second line first, in a transaction left open
-        statement = await repository.add_statement(
-            other,
-            Statement(
-                filename="other.csv",
-                format=StatementFormat.CSV,
-                profile="generic_cn",
-                sha256="0" * 64,
-                status="importing",
-                imported_by="importer:test",
-            ),
-        )
-        await repository.store_statement_lines(other, statement.id, [records[1]])
+        other_id = await importing_statement(other, "other.csv")
+        await repository.store_statement_lines(other, other_id, [records[1]])
         importing = asyncio.create_task(
             import_statement(io.BytesIO(data), filename="d.csv", actor_sub="importer:test")
         )
@@ -332,7 +328,7 @@ async def test_a_batch_that_loses_a_deadlock_to_another_import_is_run_again(
         # its deadlock check then comes first, by this much: the import is the one aborted
         await asyncio.sleep(0.5)
         # then the file's first line, which the import holds: a deadlock
-        await repository.store_statement_lines(other, statement.id, [records[0]])
+        await repository.store_statement_lines(other, other_id, [records[0]])
         await other.commit()
     result = await importing
     assert (result.status, result.lines_total, result.lines_new, result.lines_duplicate) == (
